@@ -1,0 +1,438 @@
+//! Client addresses, trusted-proxy ranges and host names, read from the bytes nginx logged.
+//!
+//! Contract:
+//! - [`parse_ip`] accepts an IPv4 address (byte-level fast path, no leading zeros, like std),
+//!   an IPv6 address (std's parser), `v4:port`, `[v6]` and `[v6]:port` (some proxies put ports
+//!   in X-Forwarded-For; a bare IPv6 address cannot carry one). IPv4-mapped IPv6 addresses
+//!   (`::ffff:203.0.113.7`, what a dual-stack listener logs) become the IPv4 address, so one
+//!   client is one key whichever socket it came in on. Zone ids (`fe80::1%eth0`) are refused.
+//! - [`CidrSet`] holds trusted-proxy ranges (`10.0.0.0/8`, `::1/128`, or a bare address) and
+//!   refuses ranges with host bits set, which are almost always typos.
+//! - [`normalize_host`] strips a port (also after an IPv6 literal, `[::1]:8080`) and one
+//!   trailing dot, validates hostname characters (letters, digits, `-`, `_`, `.`; labels of
+//!   1..=63 bytes, 253 bytes in all; `_` alone is nginx's catch-all server name and no domain),
+//!   and lower-cases, borrowing unless there was an upper-case letter.
+
+use std::borrow::Cow;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::str::FromStr;
+
+use memchr::memchr;
+use thiserror::Error;
+
+/// Reads an IPv4 address at the start of `raw`; returns it and the bytes it used.
+fn ipv4_prefix(raw: &[u8]) -> Option<(Ipv4Addr, usize)> {
+    let mut octets = [0u8; 4];
+    let mut i = 0;
+    for (index, octet) in octets.iter_mut().enumerate() {
+        if index > 0 {
+            if raw.get(i) != Some(&b'.') {
+                return None;
+            }
+            i += 1;
+        }
+        let start = i;
+        let mut value = 0u32;
+        while i - start < 3 && i < raw.len() && raw[i].is_ascii_digit() {
+            value = value * 10 + u32::from(raw[i] - b'0');
+            i += 1;
+        }
+        let digits = i - start;
+        if digits == 0 || (digits > 1 && raw[start] == b'0') {
+            return None;
+        }
+        *octet = u8::try_from(value).ok()?;
+    }
+    Some((Ipv4Addr::from(octets), i))
+}
+
+/// An IPv4 address, exactly (no port, no surrounding text).
+pub fn parse_ipv4(raw: &[u8]) -> Option<Ipv4Addr> {
+    match ipv4_prefix(raw) {
+        Some((address, used)) if used == raw.len() => Some(address),
+        _ => None,
+    }
+}
+
+fn parse_ipv6(raw: &[u8]) -> Option<Ipv6Addr> {
+    std::str::from_utf8(raw).ok()?.parse().ok()
+}
+
+/// A TCP port: 1 to 5 digits, at most 65535.
+fn is_port(raw: &[u8]) -> bool {
+    (1..=5).contains(&raw.len()) && raw.iter().all(u8::is_ascii_digit) && raw.iter().fold(0u32, |acc, &b| acc * 10 + u32::from(b - b'0')) <= 65_535
+}
+
+/// The IPv4 address inside an IPv4-mapped IPv6 address, else the address itself.
+pub fn canonical(address: IpAddr) -> IpAddr {
+    match address {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(address, IpAddr::V4),
+        IpAddr::V4(_) => address,
+    }
+}
+
+/// A client or proxy address as logged (see the module doc for the accepted forms).
+pub fn parse_ip(raw: &[u8]) -> Option<IpAddr> {
+    match *raw.first()? {
+        b'[' => {
+            let close = memchr(b']', raw)?;
+            let address = parse_ipv6(&raw[1..close])?;
+            let rest = &raw[close + 1..];
+            (rest.is_empty() || rest.strip_prefix(b":").is_some_and(is_port)).then(|| canonical(IpAddr::V6(address)))
+        }
+        b'0'..=b'9' => match ipv4_prefix(raw) {
+            Some((address, used)) => {
+                let rest = &raw[used..];
+                (rest.is_empty() || rest.strip_prefix(b":").is_some_and(is_port)).then_some(IpAddr::V4(address))
+            }
+            None => parse_ipv6(raw).map(|address| canonical(IpAddr::V6(address))),
+        },
+        _ => parse_ipv6(raw).map(|address| canonical(IpAddr::V6(address))),
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Error)]
+pub enum CidrError {
+    #[error("invalid address in {0:?}")]
+    Address(String),
+    #[error("invalid prefix length in {0:?}")]
+    Prefix(String),
+    #[error("{cidr:?} has host bits set (did you mean {suggestion}?)")]
+    HostBits { cidr: String, suggestion: String },
+}
+
+/// An address range (`network/prefix`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cidr {
+    network: IpAddr,
+    prefix: u8,
+}
+
+fn mask_v4(prefix: u8) -> u32 {
+    u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0)
+}
+
+fn mask_v6(prefix: u8) -> u128 {
+    u128::MAX.checked_shl(128 - u32::from(prefix)).unwrap_or(0)
+}
+
+impl Cidr {
+    pub fn network(&self) -> IpAddr {
+        self.network
+    }
+
+    pub fn prefix(&self) -> u8 {
+        self.prefix
+    }
+
+    pub fn contains(&self, address: IpAddr) -> bool {
+        match (self.network, address) {
+            (IpAddr::V4(network), IpAddr::V4(address)) => u32::from(address) & mask_v4(self.prefix) == u32::from(network),
+            (IpAddr::V6(network), IpAddr::V6(address)) => u128::from(address) & mask_v6(self.prefix) == u128::from(network),
+            _ => false,
+        }
+    }
+}
+
+impl FromStr for Cidr {
+    type Err = CidrError;
+
+    fn from_str(text: &str) -> Result<Cidr, CidrError> {
+        let (address, prefix) = match text.split_once('/') {
+            Some((address, prefix)) => (address, Some(prefix)),
+            None => (text, None),
+        };
+        let network: IpAddr = address.trim().parse().map_err(|_| CidrError::Address(text.to_owned()))?;
+        let max = if network.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            None => max,
+            Some(prefix) => prefix.trim().parse::<u8>().ok().filter(|&p| p <= max).ok_or_else(|| CidrError::Prefix(text.to_owned()))?,
+        };
+        // Addresses are compared after `canonical`, so a mapped range becomes an IPv4 range.
+        let (network, prefix) = match network {
+            IpAddr::V6(v6) if prefix >= 96 => v6.to_ipv4_mapped().map_or((network, prefix), |v4| (IpAddr::V4(v4), prefix - 96)),
+            _ => (network, prefix),
+        };
+        let masked = match network {
+            IpAddr::V4(v4) => IpAddr::V4(Ipv4Addr::from(u32::from(v4) & mask_v4(prefix))),
+            IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & mask_v6(prefix))),
+        };
+        if masked != network {
+            return Err(CidrError::HostBits { cidr: text.to_owned(), suggestion: format!("{masked}/{prefix}") });
+        }
+        Ok(Cidr { network, prefix })
+    }
+}
+
+/// A set of address ranges, checked by linear scan (trusted-proxy lists are short).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CidrSet {
+    v4: Vec<(u32, u32)>,
+    v6: Vec<(u128, u128)>,
+}
+
+impl CidrSet {
+    pub fn insert(&mut self, cidr: Cidr) {
+        match cidr.network {
+            IpAddr::V4(network) => self.v4.push((u32::from(network), mask_v4(cidr.prefix))),
+            IpAddr::V6(network) => self.v6.push((u128::from(network), mask_v6(cidr.prefix))),
+        }
+    }
+
+    pub fn contains(&self, address: IpAddr) -> bool {
+        match address {
+            IpAddr::V4(address) => {
+                let address = u32::from(address);
+                self.v4.iter().any(|&(network, mask)| address & mask == network)
+            }
+            IpAddr::V6(address) => {
+                let address = u128::from(address);
+                self.v6.iter().any(|&(network, mask)| address & mask == network)
+            }
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.v4.is_empty() && self.v6.is_empty()
+    }
+}
+
+impl FromIterator<Cidr> for CidrSet {
+    fn from_iter<I: IntoIterator<Item = Cidr>>(iter: I) -> CidrSet {
+        let mut set = CidrSet::default();
+        for cidr in iter {
+            set.insert(cidr);
+        }
+        set
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Error)]
+pub enum HostError {
+    #[error("empty host")]
+    Empty,
+    #[error("host longer than 253 bytes")]
+    TooLong,
+    #[error("host label longer than 63 bytes")]
+    LabelTooLong,
+    #[error("empty label in host")]
+    EmptyLabel,
+    #[error("invalid character in host")]
+    Character,
+    #[error("invalid port in host")]
+    Port,
+    #[error("invalid ipv6 literal in host")]
+    Ipv6,
+    #[error("catch-all server name '_' is no domain")]
+    CatchAll,
+}
+
+const MAX_HOST: usize = 253;
+const MAX_LABEL: usize = 63;
+
+fn lower_cased(text: &str, has_upper: bool) -> Cow<'_, str> {
+    if has_upper {
+        Cow::Owned(text.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(text)
+    }
+}
+
+/// A domain from `$host`/`$server_name`/config: port stripped, validated, lower-cased.
+pub fn normalize_host(raw: &[u8]) -> Result<Cow<'_, str>, HostError> {
+    if raw.first() == Some(&b'[') {
+        let close = memchr(b']', raw).ok_or(HostError::Ipv6)?;
+        parse_ipv6(&raw[1..close]).ok_or(HostError::Ipv6)?;
+        let rest = &raw[close + 1..];
+        if !(rest.is_empty() || rest.strip_prefix(b":").is_some_and(is_port)) {
+            return Err(HostError::Port);
+        }
+        let literal = std::str::from_utf8(&raw[..=close]).map_err(|_| HostError::Ipv6)?;
+        return Ok(lower_cased(literal, literal.bytes().any(|b| b.is_ascii_uppercase())));
+    }
+    let host = match memchr(b':', raw) {
+        Some(colon) if memchr(b':', &raw[colon + 1..]).is_some() => return Err(HostError::Ipv6),
+        Some(colon) if is_port(&raw[colon + 1..]) => &raw[..colon],
+        Some(_) => return Err(HostError::Port),
+        None => raw,
+    };
+    let host = host.strip_suffix(b".").unwrap_or(host);
+    // `-` is what nginx writes for "no value".
+    if host.is_empty() || host == b"-" {
+        return Err(HostError::Empty);
+    }
+    if host.len() > MAX_HOST {
+        return Err(HostError::TooLong);
+    }
+    if host == b"_" {
+        return Err(HostError::CatchAll);
+    }
+    let mut has_upper = false;
+    let mut label = 0;
+    for &byte in host {
+        match HOST_CLASS[usize::from(byte)] {
+            LABEL => label += 1,
+            UPPER => {
+                has_upper = true;
+                label += 1;
+            }
+            DOT if label == 0 => return Err(HostError::EmptyLabel),
+            DOT => label = 0,
+            _ => return Err(HostError::Character),
+        }
+        if label > MAX_LABEL {
+            return Err(HostError::LabelTooLong);
+        }
+    }
+    if label == 0 {
+        // Only possible for a name ending in `..` (one trailing dot was stripped).
+        return Err(HostError::EmptyLabel);
+    }
+    // SAFETY: every byte passed `HOST_CLASS` above, which admits ASCII bytes only, and ASCII is
+    // valid UTF-8. (The checked conversion was measurable on the hot path.)
+    let text = unsafe { std::str::from_utf8_unchecked(host) };
+    Ok(lower_cased(text, has_upper))
+}
+
+const INVALID: u8 = 0;
+const LABEL: u8 = 1;
+const UPPER: u8 = 2;
+const DOT: u8 = 3;
+
+/// Character classes of host name bytes, one lookup per byte.
+const HOST_CLASS: [u8; 256] = {
+    let mut table = [INVALID; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        table[byte] = match byte as u8 {
+            b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' => LABEL,
+            b'A'..=b'Z' => UPPER,
+            b'.' => DOT,
+            _ => INVALID,
+        };
+        byte += 1;
+    }
+    table
+};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().expect("test address")
+    }
+
+    #[test]
+    fn ipv4_fast_path_agrees_with_std() {
+        for text in ["0.0.0.0", "1.2.3.4", "255.255.255.255", "10.0.0.1", "192.168.100.200"] {
+            assert_eq!(parse_ipv4(text.as_bytes()), text.parse().ok(), "{text}");
+        }
+        for text in ["256.1.1.1", "1.2.3", "1.2.3.4.5", "01.2.3.4", "1.2.3.04", "1..3.4", "1.2.3.4 ", " 1.2.3.4", "1.2.3.1000", "", "a.b.c.d", "1.2.3.-1"] {
+            assert_eq!(parse_ipv4(text.as_bytes()), None, "{text}");
+            assert_eq!(text.parse::<Ipv4Addr>().ok(), None, "std agrees on {text}");
+        }
+    }
+
+    #[test]
+    fn ip_forms() {
+        assert_eq!(parse_ip(b"203.0.113.7"), Some(ip("203.0.113.7")));
+        assert_eq!(parse_ip(b"203.0.113.7:51234"), Some(ip("203.0.113.7")));
+        assert_eq!(parse_ip(b"2001:db8::5"), Some(ip("2001:db8::5")));
+        assert_eq!(parse_ip(b"2001:DB8::5"), Some(ip("2001:db8::5")));
+        assert_eq!(parse_ip(b"[2001:db8::5]"), Some(ip("2001:db8::5")));
+        assert_eq!(parse_ip(b"[2001:db8::5]:443"), Some(ip("2001:db8::5")));
+        assert_eq!(parse_ip(b"1::"), Some(ip("1::")));
+        assert_eq!(parse_ip(b"::1"), Some(ip("::1")));
+        assert_eq!(parse_ip(b"::ffff:203.0.113.7"), Some(ip("203.0.113.7")));
+        assert_eq!(parse_ip(b"[::ffff:203.0.113.7]:80"), Some(ip("203.0.113.7")));
+    }
+
+    #[test]
+    fn ip_rejects() {
+        for text in [
+            "", "-", "unknown", "203.0.113.7:", "203.0.113.7:99999", "203.0.113.7:http", "[2001:db8::5", "[2001:db8::5]x",
+            "2001:db8::5:", "fe80::1%eth0", "1.2.3.4, 5.6.7.8", "\\x22", "[1.2.3.4]", "1.2.3.4\0",
+        ] {
+            assert_eq!(parse_ip(text.as_bytes()), None, "{text:?}");
+        }
+        assert_eq!(parse_ip(b"\xff\xfe"), None);
+    }
+
+    #[test]
+    fn cidrs() {
+        let private: Cidr = "10.0.0.0/8".parse().expect("valid");
+        assert!(private.contains(ip("10.255.0.1")));
+        assert!(!private.contains(ip("11.0.0.1")));
+        assert!(!private.contains(ip("::1")));
+        let host: Cidr = "192.0.2.1".parse().expect("valid");
+        assert_eq!(host.prefix(), 32);
+        assert!(host.contains(ip("192.0.2.1")) && !host.contains(ip("192.0.2.2")));
+        let everything: Cidr = "0.0.0.0/0".parse().expect("valid");
+        assert!(everything.contains(ip("8.8.8.8")));
+        let v6: Cidr = "fc00::/7".parse().expect("valid");
+        assert!(v6.contains(ip("fd12::1")) && !v6.contains(ip("fe80::1")));
+        let mapped: Cidr = "::ffff:10.0.0.0/104".parse().expect("valid");
+        assert_eq!((mapped.network(), mapped.prefix()), (ip("10.0.0.0"), 8));
+    }
+
+    #[test]
+    fn cidr_errors() {
+        assert_eq!("10.0.0.1/8".parse::<Cidr>(), Err(CidrError::HostBits { cidr: "10.0.0.1/8".into(), suggestion: "10.0.0.0/8".into() }));
+        assert_eq!("10.0.0.0/33".parse::<Cidr>(), Err(CidrError::Prefix("10.0.0.0/33".into())));
+        assert_eq!("::/129".parse::<Cidr>(), Err(CidrError::Prefix("::/129".into())));
+        assert_eq!("10.0.0/8".parse::<Cidr>(), Err(CidrError::Address("10.0.0/8".into())));
+        assert_eq!("10.0.0.0/x".parse::<Cidr>(), Err(CidrError::Prefix("10.0.0.0/x".into())));
+    }
+
+    #[test]
+    fn cidr_set() {
+        let set: CidrSet = ["10.0.0.0/8", "::1/128"].iter().map(|text| text.parse().expect("valid")).collect();
+        assert!(set.contains(ip("10.1.2.3")) && set.contains(ip("::1")));
+        assert!(!set.contains(ip("203.0.113.7")) && !set.contains(ip("::2")));
+        assert!(CidrSet::default().is_empty() && !set.is_empty());
+    }
+
+    #[test]
+    fn hosts_are_lower_cased_and_lose_their_port() {
+        assert_eq!(normalize_host(b"cdn.example.com"), Ok(Cow::Borrowed("cdn.example.com")));
+        assert!(matches!(normalize_host(b"cdn.example.com"), Ok(Cow::Borrowed(_))));
+        assert_eq!(normalize_host(b"CDN.Example.COM:8080").as_deref(), Ok("cdn.example.com"));
+        assert!(matches!(normalize_host(b"CDN.example.com"), Ok(Cow::Owned(_))));
+        assert_eq!(normalize_host(b"example.com.").as_deref(), Ok("example.com"));
+        assert_eq!(normalize_host(b"10.0.0.1:80").as_deref(), Ok("10.0.0.1"));
+        assert_eq!(normalize_host(b"my_host.internal").as_deref(), Ok("my_host.internal"));
+        assert_eq!(normalize_host(b"[::1]:8080").as_deref(), Ok("[::1]"));
+        assert_eq!(normalize_host(b"[2001:DB8::1]").as_deref(), Ok("[2001:db8::1]"));
+    }
+
+    #[test]
+    fn bad_hosts() {
+        let long_label = "a".repeat(64);
+        let long_host = ["abcdefghij"; 26].join(".");
+        let cases: [(&[u8], HostError); 14] = [
+            (b"", HostError::Empty),
+            (b".", HostError::Empty),
+            (b":80", HostError::Empty),
+            (b"_", HostError::CatchAll),
+            (b"-", HostError::Empty),
+            (b"a..b", HostError::EmptyLabel),
+            (b".a", HostError::EmptyLabel),
+            (b"a b", HostError::Character),
+            (b"caf\xc3\xa9.com", HostError::Character),
+            (b"a\\x22b", HostError::Character),
+            (b"example.com:", HostError::Port),
+            (b"example.com:http", HostError::Port),
+            (b"::1", HostError::Ipv6),
+            (b"[::1", HostError::Ipv6),
+        ];
+        for (raw, error) in cases {
+            assert_eq!(normalize_host(raw), Err(error), "{}", raw.escape_ascii());
+        }
+        assert_eq!(normalize_host(long_label.as_bytes()), Err(HostError::LabelTooLong));
+        assert_eq!(normalize_host(long_host.as_bytes()), Err(HostError::TooLong));
+        assert_eq!(normalize_host(b"[::1]x"), Err(HostError::Port));
+        assert_eq!(normalize_host(b"a.."), Err(HostError::EmptyLabel));
+        assert_eq!(normalize_host(b"[zz]"), Err(HostError::Ipv6));
+    }
+}

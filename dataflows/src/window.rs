@@ -1,0 +1,221 @@
+//! Time policy: how event time becomes timely time, when a window retires, and when a record
+//! is too late. Every decision about time lives here, and it takes its clock as data (event
+//! times, or an explicit `now` for idle partitions), so tests pin time exactly.
+//!
+//! Contract (shared/DESIGN.md §3):
+//! - Timely time = Unix seconds, aligned down to `tick_secs`.
+//! - Each partition keeps a low watermark: `max event time seen − out_of_orderness`. A record
+//!   is stamped `max(event time, watermark)` (aligned); its data keeps the true event time.
+//!   The watermark depends only on the partition's own sequence, so a replay of the
+//!   partition reproduces the same stamps.
+//! - A window `[start, end)` retires at `end + allowed_lateness`. A record contributes at its
+//!   stamp and is retracted at the retirement time, so state holds only live windows.
+//! - A record whose window retires at or before its stamp is too late: it could never be
+//!   seen, so it is rejected (`too_late`) instead of being silently dropped.
+//! - Idle partitions: a partition at the end of its log for `idle_timeout_secs` stops holding
+//!   the frontier back: its watermark follows the wall clock (`now − out_of_orderness`, via
+//!   `PartitionClock::advance_idle`), which also covers partitions that never had data. A
+//!   record that arrives there later is stamped at that advanced watermark and may therefore
+//!   be too late; that is the price of live results when one partition goes quiet, and it is
+//!   counted and recorded, never silent. (In a live deployment event time tracks the wall
+//!   clock, so only records delayed by more than the allowed lateness are affected.)
+
+use serde::{Deserialize, Serialize};
+
+/// Timely timestamps: Unix seconds aligned to the tick.
+pub type Time = u64;
+
+/// The window families the pipeline computes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum WindowKind {
+    /// Tumbling one-minute windows: the minute series.
+    Minute,
+}
+
+/// Validated window and watermark settings (see config/edgeflow.toml, `[window]`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WindowPolicy {
+    /// Granularity of timely time in seconds; coarser ticks mean fewer, larger epochs.
+    pub tick_secs: u64,
+    /// How far behind the newest record of a partition a record may be and still be stamped
+    /// with its own event time.
+    pub out_of_orderness_secs: u64,
+    /// How long after its end a window still accepts corrections.
+    pub allowed_lateness_secs: u64,
+    /// After this long at the end of its log, a partition stops holding the frontier back.
+    pub idle_timeout_secs: u64,
+}
+
+impl Default for WindowPolicy {
+    fn default() -> Self {
+        WindowPolicy { tick_secs: 1, out_of_orderness_secs: 10, allowed_lateness_secs: 60, idle_timeout_secs: 10 }
+    }
+}
+
+/// A window a record falls in, identified by its kind and start (Unix seconds).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Window {
+    pub kind: WindowKind,
+    pub start: u64,
+}
+
+impl WindowKind {
+    pub fn length_secs(self) -> u64 {
+        match self {
+            WindowKind::Minute => 60,
+        }
+    }
+
+    /// The window of this kind containing `event_sec`.
+    pub fn containing(self, event_sec: u64) -> Window {
+        let len = self.length_secs();
+        Window { kind: self, start: event_sec - event_sec % len }
+    }
+}
+
+impl Window {
+    pub fn end(&self) -> u64 {
+        self.start + self.kind.length_secs()
+    }
+}
+
+impl WindowPolicy {
+    /// Checks the settings; returns every problem at once.
+    pub fn validate(&self) -> Result<(), Vec<String>> {
+        let mut problems = Vec::new();
+        if self.tick_secs == 0 || 60 % self.tick_secs != 0 {
+            problems.push(format!("window.tick_secs must divide 60, got {}", self.tick_secs));
+        }
+        if self.idle_timeout_secs == 0 {
+            problems.push("window.idle_timeout_secs must be at least 1".to_string());
+        }
+        if problems.is_empty() { Ok(()) } else { Err(problems) }
+    }
+
+    pub fn align(&self, secs: u64) -> Time {
+        secs - secs % self.tick_secs
+    }
+
+    /// The time at which a window's contribution is retracted from the live state.
+    pub fn retire_time(&self, window: &Window) -> Time {
+        // Aligned up, so a window never retires before `end + lateness`.
+        let t = window.end() + self.allowed_lateness_secs;
+        t.div_ceil(self.tick_secs) * self.tick_secs
+    }
+
+    /// True if the window still accepts contributions stamped at `time`.
+    pub fn is_live(&self, window: &Window, time: Time) -> bool {
+        time < self.retire_time(window)
+    }
+}
+
+/// Watermark state of one partition: everything needed to reproduce its time assignment.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionClock {
+    /// Newest event second seen on the partition.
+    pub max_event_sec: Option<u64>,
+    /// Low watermark (aligned): no record of this partition is stamped below it.
+    pub watermark: Time,
+}
+
+impl PartitionClock {
+    /// Stamps a record with event time `event_sec`, then advances the watermark.
+    pub fn stamp(&mut self, event_sec: u64, policy: &WindowPolicy) -> Time {
+        let time = policy.align(event_sec.max(self.watermark));
+        let max = self.max_event_sec.map_or(event_sec, |m| m.max(event_sec));
+        self.max_event_sec = Some(max);
+        let candidate = policy.align(max.saturating_sub(policy.out_of_orderness_secs));
+        self.watermark = self.watermark.max(candidate);
+        time
+    }
+
+    /// Moves the watermark of an idle partition forward to `to` (never backwards).
+    pub fn advance_idle(&mut self, to: Time, policy: &WindowPolicy) {
+        self.watermark = self.watermark.max(policy.align(to));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy() -> WindowPolicy {
+        WindowPolicy { tick_secs: 1, out_of_orderness_secs: 10, allowed_lateness_secs: 30, idle_timeout_secs: 5 }
+    }
+
+    #[test]
+    fn minute_window_contains_its_seconds() {
+        let w = WindowKind::Minute.containing(1_000_059);
+        assert_eq!(w.start, 1_000_020);
+        assert_eq!(w.end(), 1_000_080);
+        assert_eq!(WindowKind::Minute.containing(1_000_080).start, 1_000_080);
+    }
+
+    #[test]
+    fn in_order_records_keep_their_event_time() {
+        let p = policy();
+        let mut clock = PartitionClock::default();
+        assert_eq!(clock.stamp(1000, &p), 1000);
+        assert_eq!(clock.watermark, 990);
+        assert_eq!(clock.stamp(1005, &p), 1005);
+        assert_eq!(clock.watermark, 995);
+    }
+
+    #[test]
+    fn records_behind_the_watermark_are_stamped_at_it() {
+        let p = policy();
+        let mut clock = PartitionClock::default();
+        clock.stamp(1000, &p);
+        // Within the out-of-orderness: own time.
+        assert_eq!(clock.stamp(992, &p), 992);
+        // Behind the watermark: clamped, and the watermark does not move back.
+        assert_eq!(clock.stamp(900, &p), 990);
+        assert_eq!(clock.watermark, 990);
+    }
+
+    #[test]
+    fn retirement_and_liveness() {
+        let p = policy();
+        let w = WindowKind::Minute.containing(960); // [960, 1020)
+        assert_eq!(p.retire_time(&w), 1050);
+        assert!(p.is_live(&w, 1049));
+        assert!(!p.is_live(&w, 1050));
+    }
+
+    #[test]
+    fn coarse_ticks_align_down_and_retire_up() {
+        let p = WindowPolicy { tick_secs: 20, out_of_orderness_secs: 0, allowed_lateness_secs: 5, ..policy() };
+        let mut clock = PartitionClock::default();
+        assert_eq!(clock.stamp(1019, &p), 1000);
+        let w = WindowKind::Minute.containing(960);
+        assert_eq!(p.retire_time(&w), 1040);
+        assert!(p.validate().is_ok());
+        assert!(WindowPolicy { tick_secs: 7, ..p }.validate().is_err());
+    }
+
+    #[test]
+    fn replaying_a_partition_reproduces_its_stamps() {
+        let p = policy();
+        let events = [1000, 995, 1020, 1003, 1050, 1010, 1049, 1100, 1001];
+        let run = || {
+            let mut clock = PartitionClock::default();
+            events.iter().map(|&e| clock.stamp(e, &p)).collect::<Vec<_>>()
+        };
+        assert_eq!(run(), run());
+        assert_eq!(run(), vec![1000, 995, 1020, 1010, 1050, 1040, 1049, 1100, 1090]);
+    }
+
+    #[test]
+    fn idle_advance_never_moves_back() {
+        let p = policy();
+        let mut clock = PartitionClock::default();
+        clock.stamp(1000, &p);
+        clock.advance_idle(980, &p);
+        assert_eq!(clock.watermark, 990);
+        clock.advance_idle(2000, &p);
+        assert_eq!(clock.watermark, 2000);
+        // A record arriving after the idle advance is stamped at the advanced watermark.
+        assert_eq!(clock.stamp(1500, &p), 2000);
+    }
+}

@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# Real services for edgeflow's tests and demo, on 127.0.0.1 only:
+#   Kafka 4.x (KRaft, from Maven Central jars)  127.0.0.1:9092  (KAFKA_NODES=3: 9092,9094,9096)
+#   MariaDB (Debian package, private server)     127.0.0.1:3307  (MYSQL_PORT overrides)
+#
+# Usage: scripts/services.sh install|start|stop|restart|status|env
+#   install  fetch what is missing (Kafka jars via Maven; mariadb-server, mariadb-client and,
+#            if Debian has it, kcat via apt) without starting anything. `start` does the same
+#            for what it needs, so on a fresh machine `start` alone is enough.
+#   start    start both (idempotent: already running is fine). Kafka starts empty every time;
+#            MariaDB keeps its data dir across restarts.
+#   stop     stop both and delete Kafka's data (idempotent).
+#   status   one line per service; exit 0 if both are running, else 3.
+#   env      `export` lines for tests and the demo: eval "$(scripts/services.sh env)"
+#
+# Environment: KAFKA_NODES (1), KAFKA_PORT_BASE (9092), MYSQL_PORT (3307),
+#   KAFKA_READY_TIMEOUT / MARIADB_READY_TIMEOUT (60 s), KAFKA_HEAP_OPTS (-Xmx512m -Xms512m).
+# State, logs and jars live in .services/ at the repo root (gitignored).
+set -euo pipefail
+
+SCRIPTS_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO_ROOT=$(cd "$SCRIPTS_DIR/.." && pwd)
+STATE_DIR=$REPO_ROOT/.services
+
+# shellcheck source=lib/common.sh
+source "$SCRIPTS_DIR/lib/common.sh"
+# shellcheck source=lib/kafka.sh
+source "$SCRIPTS_DIR/lib/kafka.sh"
+# shellcheck source=lib/mariadb.sh
+source "$SCRIPTS_DIR/lib/mariadb.sh"
+
+usage() {
+  sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//' >&2
+  exit "${1:-2}"
+}
+
+# One start/stop/install at a time per checkout (tests may call start concurrently).
+lock() {
+  mkdir -p "$STATE_DIR"
+  exec 9>"$STATE_DIR/.lock"
+  flock -w 180 9 || die "another services.sh holds $STATE_DIR/.lock for over 180 s"
+}
+
+# What `start` needs: the Kafka jars and the MariaDB binaries.
+ensure_installed() {
+  local kcat=${1:-}
+  kafka_install
+  if ! mariadb_installed; then
+    say "mariadb: installing mariadb-server and mariadb-client with apt (log in $STATE_DIR/install.log)"
+    # kcat rides along when apt runs anyway: a light Kafka CLI (nice to have, not required).
+    apt_install "mariadb-server mariadb-client" "kcat"
+    mariadb_installed || die "mariadb binaries still missing after apt-get install"
+  elif [[ -n $kcat ]] && ! command -v kcat >/dev/null; then
+    apt_install "" "kcat"
+  fi
+}
+
+cmd_install() {
+  lock
+  local t0=$SECONDS
+  ensure_installed kcat
+  local kcat="kcat not available"
+  if command -v kcat >/dev/null; then kcat="kcat $(kcat -V 2>/dev/null | awk '/^Version/ {print $2; exit}')"; fi
+  say "installed in $((SECONDS - t0))s: Kafka $(kafka_version), $(mariadb_version), $kcat"
+}
+
+# If start fails half-way, stop what this run launched, so a failed start leaves nothing
+# half-up behind (a service that was already running is left alone).
+START_DONE=
+KAFKA_LAUNCHED=
+MARIADB_LAUNCHED=
+undo_failed_start() {
+  [[ -z $START_DONE && -n $KAFKA_LAUNCHED$MARIADB_LAUNCHED ]] || return 0
+  warn "start failed; stopping what this run had started"
+  if [[ -n $KAFKA_LAUNCHED ]]; then kafka_stop >/dev/null 2>&1 || true; fi
+  if [[ -n $MARIADB_LAUNCHED ]]; then mariadb_stop >/dev/null 2>&1 || true; fi
+}
+
+cmd_start() {
+  lock
+  local t0=$SECONDS
+  ensure_installed
+  # All checks first (already running? ports free?), so a conflict launches nothing.
+  kafka_preflight
+  mariadb_preflight
+  trap undo_failed_start EXIT
+  # Launch both, then wait for both: MariaDB comes up while Kafka's JVMs warm up.
+  mariadb_launch
+  kafka_launch
+  mariadb_wait
+  kafka_wait
+  START_DONE=1
+  if [[ -n $KAFKA_LAUNCHED$MARIADB_LAUNCHED ]]; then
+    say "started in $((SECONDS - t0))s; eval \"\$($0 env)\" sets the EDGEFLOW_* variables"
+  fi
+}
+
+cmd_stop() {
+  lock
+  kafka_stop
+  mariadb_stop
+}
+
+cmd_status() {
+  local rc=0
+  kafka_status || rc=3
+  mariadb_status || rc=3
+  return "$rc"
+}
+
+cmd_env() {
+  local port
+  port=$(mariadb_port)
+  say "export EDGEFLOW_KAFKA_BROKERS=$(kafka_brokers)"
+  say "export EDGEFLOW_MYSQL_URL=mysql://edgeflow:edgeflow@127.0.0.1:$port/edgeflow"
+  # The app user may create and drop edgeflow_* databases, which is all the tests need.
+  say "export EDGEFLOW_MYSQL_ADMIN_URL=mysql://edgeflow:edgeflow@127.0.0.1:$port/edgeflow"
+  say "export EDGEFLOW_MYSQL_RO_URL=mysql://edgeflow_ro:edgeflow_ro@127.0.0.1:$port/edgeflow"
+}
+
+case ${1:-} in
+  install) cmd_install ;;
+  start) cmd_start ;;
+  stop) cmd_stop ;;
+  restart) cmd_stop && cmd_start ;;
+  status) cmd_status ;;
+  env) cmd_env ;;
+  -h | --help | help) usage 0 ;;
+  *) usage ;;
+esac

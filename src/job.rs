@@ -1,0 +1,253 @@
+//! `edgeflow run`: builds the timely cluster, one dataflow per worker: source → pipeline →
+//! sink, and runs it until the input is finished (files, `--exit-at-end`) or forever.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use dataflows::ingest::Ingest;
+use dataflows::pipeline;
+use dataflows::window::{PartitionClock, Time};
+use tracing::{error, info};
+
+use crate::config::Settings;
+use crate::sink::{self, SinkSettings};
+use crate::source::file::{FileReader, FILE_PARTITION};
+use crate::source::kafka::{partition_count, partitions_for, KafkaReader};
+use crate::source::{ingest_source, ReadStatus, Reader};
+use crate::telemetry::METRICS;
+
+/// Where the job reads.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SourceSpec {
+    Kafka,
+    /// A file path, or `-` for standard input.
+    File(PathBuf),
+}
+
+impl SourceSpec {
+    /// Parses `kafka` or `file:PATH`.
+    pub fn parse(text: &str) -> Result<SourceSpec, String> {
+        match text.split_once(':') {
+            _ if text == "kafka" => Ok(SourceSpec::Kafka),
+            Some(("file", path)) if !path.is_empty() => Ok(SourceSpec::File(PathBuf::from(path))),
+            _ => Err(format!("unknown source `{text}`: expected `kafka` or `file:PATH` (`file:-` for stdin)")),
+        }
+    }
+}
+
+/// Timely cluster shape: `-w` workers per process, `-n` processes, `-p` this process's index,
+/// `-h` a hostfile with one `host:port` per process.
+#[derive(Clone, Debug)]
+pub struct Cluster {
+    pub workers: usize,
+    pub processes: usize,
+    pub process: usize,
+    pub hostfile: Option<PathBuf>,
+}
+
+impl Cluster {
+    fn timely_config(&self) -> anyhow::Result<timely::Config> {
+        if self.workers == 0 {
+            bail!("-w must be at least 1");
+        }
+        if self.processes <= 1 {
+            return Ok(timely::Config::process(self.workers));
+        }
+        if self.process >= self.processes {
+            bail!("-p {} is out of range for -n {}", self.process, self.processes);
+        }
+        let addresses = match &self.hostfile {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).with_context(|| format!("reading hostfile {}", path.display()))?;
+                text.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect::<Vec<_>>()
+            }
+            None => (0..self.processes).map(|i| format!("127.0.0.1:{}", 2101 + i)).collect(),
+        };
+        if addresses.len() != self.processes {
+            bail!("hostfile lists {} addresses for -n {}", addresses.len(), self.processes);
+        }
+        Ok(timely::Config {
+            communication: timely::CommunicationConfig::Cluster {
+                threads: self.workers,
+                process: self.process,
+                addresses,
+                report: false,
+                zerocopy: false,
+            },
+            worker: timely::WorkerConfig::default(),
+        })
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    pub source: SourceSpec,
+    pub cluster: Cluster,
+    /// Kafka only: finish once every partition has reached the end of its log.
+    pub exit_at_end: bool,
+}
+
+/// What a finished run did (this process only).
+#[derive(Clone, Debug, Default)]
+pub struct RunSummary {
+    pub messages: u64,
+    pub accepted: u64,
+    pub rejected: u64,
+    pub rows_written: u64,
+    pub commits: u64,
+    pub elapsed: Duration,
+}
+
+/// A worker's reader, chosen by source.
+enum AnyReader {
+    Kafka(KafkaReader),
+    File(FileReader),
+    Nothing,
+}
+
+impl Reader for AnyReader {
+    fn read(&mut self, ingest: &mut Ingest, budget: usize) -> ReadStatus {
+        match self {
+            AnyReader::Kafka(r) => r.read(ingest, budget),
+            AnyReader::File(r) => r.read(ingest, budget),
+            AnyReader::Nothing => ReadStatus::Finished,
+        }
+    }
+}
+
+pub fn run(settings: Settings, options: RunOptions) -> anyhow::Result<RunSummary> {
+    let started = Instant::now();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime
+        .block_on(sink::schema::check(&settings.mysql.url))
+        .with_context(|| format!("checking the schema at {}", redact(&settings.mysql.url)))?;
+    let (partitions, source_name) = match &options.source {
+        SourceSpec::Kafka => {
+            let count = partition_count(&settings.kafka).context("reading topic metadata")?;
+            info!(topic = %settings.kafka.topic, partitions = count, "kafka topic found");
+            (count, format!("kafka:{}", settings.kafka.topic))
+        }
+        SourceSpec::File(path) => (1, format!("file:{}", path.display())),
+    };
+    let timely_config = options.cluster.timely_config()?;
+    let sink_settings = SinkSettings {
+        mysql_url: settings.mysql.url.clone(),
+        source_name,
+        config: settings.sink.clone(),
+        policy: settings.window,
+    };
+    let guards = timely::execute(timely_config, move |worker| -> Result<(), String> {
+        let index = worker.index();
+        let peers = worker.peers();
+        let mut ingest = Ingest::new(settings.decoder(), settings.window);
+        let mut failure = None;
+        let reader = match &options.source {
+            SourceSpec::Kafka => {
+                let mine = partitions_for(index, peers, partitions);
+                for &partition in &mine {
+                    ingest.add_partition(partition, PartitionClock::default());
+                }
+                match KafkaReader::new(&settings.kafka, mine, options.exit_at_end) {
+                    Ok(reader) => AnyReader::Kafka(reader),
+                    Err(err) => {
+                        failure = Some(format!("worker {index}: {err}"));
+                        AnyReader::Nothing
+                    }
+                }
+            }
+            SourceSpec::File(path) if index == 0 => {
+                ingest.add_partition(FILE_PARTITION, PartitionClock::default());
+                match FileReader::open(path) {
+                    Ok(reader) => AnyReader::File(reader),
+                    Err(err) => {
+                        failure = Some(err.to_string());
+                        AnyReader::Nothing
+                    }
+                }
+            }
+            SourceSpec::File(_) => AnyReader::Nothing,
+        };
+        if let Some(failure) = &failure {
+            // Timely is fail-stop; the dataflow is still built so the other workers finish.
+            error!(worker = index, error = %failure, "source failed to start");
+        }
+        let sink_settings = sink_settings.clone();
+        worker.dataflow::<Time, _, _>(move |scope| {
+            let ingested = ingest_source(scope, "Source", reader, ingest);
+            let outputs = pipeline::build(ingested);
+            sink::write_to_mysql(outputs, sink_settings);
+        });
+        while worker.step_or_park(Some(Duration::from_millis(100))) {}
+        failure.map_or(Ok(()), Err)
+    })
+    .map_err(|err| anyhow::anyhow!("starting timely: {err}"))?;
+    let mut failures = Vec::new();
+    for result in guards.join() {
+        match result {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) | Err(err) => failures.push(err),
+        }
+    }
+    if !failures.is_empty() {
+        bail!("job failed: {}", failures.join("; "));
+    }
+    let summary = RunSummary {
+        messages: METRICS.messages.get(),
+        accepted: METRICS.accepted.get(),
+        rejected: METRICS.rejected_total(),
+        rows_written: METRICS.rows_written.get(),
+        commits: METRICS.commits.get(),
+        elapsed: started.elapsed(),
+    };
+    info!(
+        messages = summary.messages,
+        accepted = summary.accepted,
+        rejected = summary.rejected,
+        rows_written = summary.rows_written,
+        commits = summary.commits,
+        secs = summary.elapsed.as_secs_f64(),
+        "job finished"
+    );
+    Ok(summary)
+}
+
+/// The URL without its password, for messages.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let creds = &url[scheme + 3..at];
+            let user = creds.split(':').next().unwrap_or("");
+            format!("{}{}:***{}", &url[..scheme + 3], user, &url[at..])
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn source_specs_parse() {
+        assert_eq!(SourceSpec::parse("kafka"), Ok(SourceSpec::Kafka));
+        assert_eq!(SourceSpec::parse("file:-"), Ok(SourceSpec::File(PathBuf::from("-"))));
+        assert_eq!(SourceSpec::parse("file:/var/log/a.log"), Ok(SourceSpec::File(PathBuf::from("/var/log/a.log"))));
+        assert!(SourceSpec::parse("file:").is_err());
+        assert!(SourceSpec::parse("s3:x").is_err());
+    }
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(redact("mysql://u:secret@127.0.0.1:3307/db"), "mysql://u:***@127.0.0.1:3307/db");
+        assert_eq!(redact("mysql://127.0.0.1/db"), "mysql://127.0.0.1/db");
+    }
+
+    #[test]
+    fn cluster_flags_become_timely_configs() {
+        let single = Cluster { workers: 2, processes: 1, process: 0, hostfile: None };
+        assert!(matches!(single.timely_config().unwrap().communication, timely::CommunicationConfig::Process(2)));
+        let bad = Cluster { workers: 2, processes: 2, process: 2, hostfile: None };
+        assert!(bad.timely_config().is_err());
+    }
+}

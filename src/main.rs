@@ -1,0 +1,171 @@
+//! The `edgeflow` command: parses arguments into validated settings and hands over. Errors
+//! become exit codes only here.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use edgeflow::config::Settings;
+use edgeflow::gen::output::{self, GenRun, GenTarget};
+use edgeflow::gen::{GenConfig, OutputFormat};
+use edgeflow::job::{self, Cluster, RunOptions, SourceSpec};
+use edgeflow::sink::schema;
+use edgeflow::telemetry;
+
+#[derive(Parser)]
+#[command(name = "edgeflow", version, about = "Real-time access-log analytics and CDN billing")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the job: read the source, aggregate, write MySQL.
+    // `-h` is timely's hostfile flag, so help is `--help` only.
+    #[command(disable_help_flag = true)]
+    Run {
+        #[arg(long, short = 'c', default_value = "config/local.toml")]
+        config: PathBuf,
+        /// `kafka` (the configured topic) or `file:PATH` (`file:-` reads standard input).
+        #[arg(long, default_value = "kafka", value_parser = SourceSpec::parse)]
+        source: SourceSpec,
+        /// Worker threads per process.
+        #[arg(short = 'w', long, default_value_t = 1)]
+        workers: usize,
+        /// Number of processes in the timely cluster.
+        #[arg(short = 'n', long, default_value_t = 1)]
+        processes: usize,
+        /// This process's index in the cluster.
+        #[arg(short = 'p', long, default_value_t = 0)]
+        process: usize,
+        /// Hostfile: one `host:port` per process, in process order.
+        #[arg(short = 'h', long)]
+        hostfile: Option<PathBuf>,
+        /// Kafka: stop once every partition has reached the end of its log.
+        #[arg(long)]
+        exit_at_end: bool,
+        #[arg(long, action = clap::ArgAction::Help)]
+        help: Option<bool>,
+    },
+    /// Generate realistic CDN access-log traffic, deterministically from a seed.
+    Gen {
+        #[arg(long, short = 'c', default_value = "config/local.toml")]
+        config: PathBuf,
+        /// `file:PATH`, `-` (standard output) or `kafka` (the configured topic).
+        #[arg(long, default_value = "-")]
+        out: String,
+        /// Partitions of the topic if `--out kafka` has to create it.
+        #[arg(long, default_value_t = 4)]
+        partitions: i32,
+        /// Lines to write; 0 means endless (stop with --seconds or Ctrl-C).
+        #[arg(long, default_value_t = 100_000)]
+        lines: u64,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// `combined`, `main`, `cdn` or `json`.
+        #[arg(long, default_value = "cdn")]
+        format: OutputFormat,
+        /// Wrap each line in a Filebeat 8.x JSON event.
+        #[arg(long)]
+        filebeat: bool,
+        #[arg(long, default_value_t = 50)]
+        domains: usize,
+        #[arg(long, default_value_t = 100_000)]
+        clients: usize,
+        /// Event-time rate, lines per second.
+        #[arg(long, default_value_t = 1000.0)]
+        rate: f64,
+        /// Start time (Unix ms) of the event clock; ignored with --realtime.
+        #[arg(long)]
+        start_ms: Option<i64>,
+        /// Maximum disorder of event times, ms.
+        #[arg(long, default_value_t = 2000)]
+        disorder_ms: i64,
+        /// Fraction of lines emitted `--late-ms` after their event time.
+        #[arg(long, default_value_t = 0.001)]
+        late_fraction: f64,
+        #[arg(long, default_value_t = 120_000)]
+        late_ms: i64,
+        /// Pace output to the wall clock, starting now (live traffic).
+        #[arg(long)]
+        realtime: bool,
+        /// Stop after this many seconds.
+        #[arg(long)]
+        seconds: Option<u64>,
+    },
+    /// Create or upgrade the MySQL schema.
+    Migrate {
+        #[arg(long, short = 'c', default_value = "config/local.toml")]
+        config: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    telemetry::init_logging();
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("edgeflow: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn load(config: &PathBuf) -> anyhow::Result<Settings> {
+    Settings::load(Some(config), std::env::vars()).with_context(|| format!("loading {}", config.display()))
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Run { config, source, workers, processes, process, hostfile, exit_at_end, help: _ } => {
+            let settings = load(&config)?;
+            let cluster = Cluster { workers, processes, process, hostfile };
+            job::run(settings, RunOptions { source, cluster, exit_at_end })?;
+            Ok(())
+        }
+        Command::Gen {
+            config, out, partitions, lines, seed, format, filebeat, domains, clients, rate, start_ms, disorder_ms,
+            late_fraction, late_ms, realtime, seconds,
+        } => {
+            let settings = load(&config)?;
+            let target = match out.as_str() {
+                "kafka" => GenTarget::Kafka { partitions },
+                "-" => GenTarget::File(PathBuf::from("-")),
+                other => match other.strip_prefix("file:") {
+                    Some(path) if !path.is_empty() => GenTarget::File(PathBuf::from(path)),
+                    _ => anyhow::bail!("--out must be `file:PATH`, `-` or `kafka`, got `{other}`"),
+                },
+            };
+            let defaults = GenConfig::default();
+            let gen_config = GenConfig {
+                seed,
+                lines,
+                format,
+                filebeat,
+                domains,
+                clients,
+                rate_per_sec: rate,
+                start_ms: start_ms.unwrap_or(defaults.start_ms),
+                disorder_ms,
+                late_fraction,
+                late_ms,
+                ..defaults
+            };
+            output::run(&settings.kafka, GenRun { config: gen_config, target, realtime, seconds })?;
+            Ok(())
+        }
+        Command::Migrate { config } => {
+            let settings = load(&config)?;
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            let applied = runtime.block_on(schema::migrate(&settings.mysql.url))?;
+            if applied.is_empty() {
+                println!("schema is up to date (version {})", schema::latest_version());
+            } else {
+                println!("applied migrations {applied:?}; schema is at version {}", schema::latest_version());
+            }
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,101 @@
+//! Sources: the I/O at the head of the pipeline. A `Reader` pulls raw messages from Kafka or a
+//! file into the worker's `Ingest`; `ingest_source` is the one timely operator that drives
+//! any reader, holds the capability at the worker's watermark and emits what `Ingest` drains.
+
+pub mod file;
+pub mod kafka;
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use dataflows::ingest::{Ingest, IngestCounters, Ingested};
+use dataflows::window::Time;
+use timely::dataflow::operators::generic::operator::source;
+use timely::dataflow::{Scope, StreamVec};
+
+use crate::telemetry::METRICS;
+
+/// Messages one activation may read before yielding to the other operators.
+pub const READ_BUDGET: usize = 20_000;
+/// How soon an idle source looks again.
+const IDLE_POLL: Duration = Duration::from_millis(20);
+
+/// What a reader's poll found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadStatus {
+    /// Read a full budget: more may be waiting.
+    More,
+    /// Nothing (more) available right now.
+    Idle,
+    /// The input is finished: no message will ever follow.
+    Finished,
+}
+
+/// A source of raw messages for one worker.
+pub trait Reader: 'static {
+    /// Feeds up to `budget` messages into `ingest`.
+    fn read(&mut self, ingest: &mut Ingest, budget: usize) -> ReadStatus;
+}
+
+/// The source operator: drives `reader`, emits `Ingested` items and advances its capability
+/// to the worker's watermark; drops it when the reader is finished.
+pub fn ingest_source<'scope, R: Reader>(
+    scope: Scope<'scope, Time>,
+    name: &str,
+    mut reader: R,
+    mut ingest: Ingest,
+) -> StreamVec<'scope, Time, Ingested> {
+    source(scope, name, move |capability, info| {
+        let activator = scope.activator_for(info.address);
+        let mut capability = Some(capability);
+        let mut out = Vec::new();
+        let mut scratch = Vec::new();
+        let mut reported = IngestCounters::default();
+        move |output| {
+            let Some(cap) = capability.as_mut() else { return };
+            // Everything ingested from here on is stamped at or after this watermark.
+            if let Some(watermark) = ingest.watermark() {
+                if watermark > *cap.time() {
+                    cap.downgrade(&watermark);
+                }
+            }
+            let status = reader.read(&mut ingest, READ_BUDGET);
+            ingest.advance_idle(unix_now_secs());
+            report_counters(ingest.counters(), &mut reported);
+            ingest.drain_into(&mut out, &mut scratch);
+            if !out.is_empty() {
+                output.session(&*cap).give_iterator(out.drain(..));
+            }
+            match status {
+                ReadStatus::Finished => capability = None,
+                _ if ingest.watermark().is_none() => capability = None,
+                ReadStatus::More => {
+                    if let Some(watermark) = ingest.watermark() {
+                        cap.downgrade(&watermark.max(*cap.time()));
+                    }
+                    activator.activate();
+                }
+                ReadStatus::Idle => {
+                    if let Some(watermark) = ingest.watermark() {
+                        cap.downgrade(&watermark.max(*cap.time()));
+                    }
+                    activator.activate_after(IDLE_POLL);
+                }
+            }
+        }
+    })
+}
+
+pub fn unix_now_secs() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+/// Adds what `Ingest` counted since the last report to the process metrics.
+fn report_counters(now: &IngestCounters, reported: &mut IngestCounters) {
+    METRICS.messages.add(now.messages - reported.messages);
+    METRICS.accepted.add(now.accepted - reported.accepted);
+    for (reason, count) in &now.rejected {
+        let before = reported.rejected.get(reason).copied().unwrap_or(0);
+        METRICS.reject(*reason, count - before);
+    }
+    reported.clone_from(now);
+}

@@ -1,0 +1,105 @@
+//! Logs and metrics. Logs go through `tracing` (level from `RUST_LOG`, default `info`).
+//! Metrics are process-wide counters; `render_prometheus` writes them in Prometheus' text
+//! format, and the job logs a summary when it ends.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use dataflows::record::RejectReason;
+
+/// A monotonically increasing counter.
+#[derive(Default)]
+pub struct Counter(AtomicU64);
+
+impl Counter {
+    pub const fn new() -> Self {
+        Counter(AtomicU64::new(0))
+    }
+    pub fn inc(&self) {
+        self.add(1);
+    }
+    pub fn add(&self, n: u64) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+pub struct Metrics {
+    pub messages: Counter,
+    pub accepted: Counter,
+    pub rejected: [Counter; RejectReason::ALL.len()],
+    pub commits: Counter,
+    pub commit_retries: Counter,
+    pub commit_latency_ms_sum: Counter,
+    pub rows_written: Counter,
+}
+
+pub static METRICS: Metrics = Metrics {
+    messages: Counter::new(),
+    accepted: Counter::new(),
+    rejected: [const { Counter::new() }; RejectReason::ALL.len()],
+    commits: Counter::new(),
+    commit_retries: Counter::new(),
+    commit_latency_ms_sum: Counter::new(),
+    rows_written: Counter::new(),
+};
+
+impl Metrics {
+    pub fn reject(&self, reason: RejectReason, n: u64) {
+        let index = RejectReason::ALL.iter().position(|r| *r == reason).expect("ALL lists every reason");
+        self.rejected[index].add(n);
+    }
+
+    pub fn rejected_total(&self) -> u64 {
+        self.rejected.iter().map(Counter::get).sum()
+    }
+
+    pub fn render_prometheus(&self) -> String {
+        let mut out = String::new();
+        let mut counter = |name: &str, help: &str, value: u64| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}");
+        };
+        counter("edgeflow_messages_total", "messages read from the source", self.messages.get());
+        counter("edgeflow_accepted_total", "messages parsed, cleaned and aggregated", self.accepted.get());
+        counter("edgeflow_commits_total", "MySQL transactions committed", self.commits.get());
+        counter("edgeflow_commit_retries_total", "failed MySQL commit attempts", self.commit_retries.get());
+        counter("edgeflow_commit_latency_ms_total", "time spent committing, in ms", self.commit_latency_ms_sum.get());
+        counter("edgeflow_rows_written_total", "rows upserted, deleted or inserted", self.rows_written.get());
+        let _ = writeln!(out, "# HELP edgeflow_rejects_total rejected messages by reason\n# TYPE edgeflow_rejects_total counter");
+        for (reason, count) in RejectReason::ALL.iter().zip(self.rejected.iter()) {
+            let _ = writeln!(out, "edgeflow_rejects_total{{reason=\"{}\"}} {}", reason.as_str(), count.get());
+        }
+        out
+    }
+}
+
+/// Installs the tracing subscriber; `RUST_LOG` overrides the default level.
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rdkafka=warn"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prometheus_text_lists_every_reject_reason() {
+        let metrics = Metrics {
+            messages: Counter::new(),
+            accepted: Counter::new(),
+            rejected: [const { Counter::new() }; RejectReason::ALL.len()],
+            commits: Counter::new(),
+            commit_retries: Counter::new(),
+            commit_latency_ms_sum: Counter::new(),
+            rows_written: Counter::new(),
+        };
+        metrics.reject(RejectReason::TooLate, 3);
+        let text = metrics.render_prometheus();
+        assert!(text.contains("edgeflow_rejects_total{reason=\"too_late\"} 3"), "{text}");
+        assert_eq!(text.matches("edgeflow_rejects_total{").count(), RejectReason::ALL.len());
+    }
+}
