@@ -8,10 +8,14 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use dataflows::alert::AlertPolicy;
 use dataflows::clean::CleanConfig;
 use dataflows::parse::{Decoder, ParseConfig};
 use dataflows::window::WindowPolicy;
 use serde::Deserialize;
+
+use crate::dashboard::config::DashboardConfig;
+use crate::notify::NotifyConfig;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -32,6 +36,9 @@ pub struct RawConfig {
     pub clean: CleanConfig,
     pub window: WindowPolicy,
     pub sink: SinkConfig,
+    pub alerts: AlertPolicy,
+    pub notify: NotifyConfig,
+    pub dashboard: DashboardConfig,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -107,6 +114,9 @@ pub struct Settings {
     pub clean: CleanConfig,
     pub window: WindowPolicy,
     pub sink: SinkConfig,
+    pub alerts: AlertPolicy,
+    pub notify: NotifyConfig,
+    pub dashboard: DashboardConfig,
 }
 
 impl Settings {
@@ -145,7 +155,17 @@ impl Settings {
         if !problems.is_empty() {
             return Err(ConfigError::Invalid(problems));
         }
-        Ok(Settings { kafka: raw.kafka, mysql: raw.mysql, parse: raw.parse, clean: raw.clean, window: raw.window, sink: raw.sink })
+        Ok(Settings {
+            kafka: raw.kafka,
+            mysql: raw.mysql,
+            parse: raw.parse,
+            clean: raw.clean,
+            window: raw.window,
+            sink: raw.sink,
+            alerts: raw.alerts,
+            notify: raw.notify,
+            dashboard: raw.dashboard,
+        })
     }
 
     /// A decoder for this configuration (validated in `load`).

@@ -13,9 +13,11 @@
 //! | `telemetry`  | logging and metrics                                                  |
 
 pub mod config;
+pub mod dashboard;
 pub mod gen;
 pub mod job;
 pub mod kafka;
+pub mod notify;
 pub mod sink;
 pub mod source;
 pub mod telemetry;

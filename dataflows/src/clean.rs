@@ -78,12 +78,15 @@ impl Default for CleanConfig {
 struct DomainHasher(u64);
 
 impl Hasher for DomainHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(word)).wrapping_mul(0x517c_c1b7_2722_0a95);
+    fn write(&mut self, mut bytes: &[u8]) {
+        const SEED: u64 = 0x517c_c1b7_2722_0a95;
+        while let Some((word, rest)) = bytes.split_first_chunk::<8>() {
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(*word)).wrapping_mul(SEED);
+            bytes = rest;
         }
+        let mut tail = [0u8; 8];
+        tail[..bytes.len()].copy_from_slice(bytes);
+        self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(tail) ^ bytes.len() as u64).wrapping_mul(SEED);
     }
 
     fn finish(&self) -> u64 {
@@ -567,12 +570,21 @@ mod tests {
         assert_eq!(check(&[(Var::UpstreamCacheStatus, "WAT")]).0, RejectReason::BadFormat);
         assert_eq!(check(&[(Var::TimeLocal, "20/Nov/2026:16:15:39 +9900")]).0, RejectReason::BadTime);
 
-        let record = |overrides: &[(Var, &str)]| cleaned(&cdn_fields(overrides), &rules).map(|r| r.into_static_parts());
-        assert_eq!(record(&[(Var::RequestTime, "-"), (Var::UpstreamResponseTime, "-"), (Var::UpstreamCacheStatus, "-")]).map(|p| p.1), Ok((None, None, Some(CacheStatus::None))));
-        assert_eq!(record(&[(Var::UpstreamResponseTime, "0.012 : 0.020"), (Var::UpstreamCacheStatus, "hit")]).map(|p| p.1), Ok((Some(12_000), Some(20_000), Some(CacheStatus::Hit))));
-        assert_eq!(record(&[(Var::Request, "-"), (Var::Status, "400")]).map(|p| p.0), Ok(Method::Other));
-        assert_eq!(record(&[(Var::Request, "PROPFIND /dav HTTP/1.1")]).map(|p| p.0), Ok(Method::Other));
-        assert_eq!(record(&[(Var::Request, "DELETE /x HTTP/1.1")]).map(|p| p.0), Ok(Method::Delete));
+        let timings = |overrides: &[(Var, &str)]| {
+            cleaned(&cdn_fields(overrides), &rules).map(|r| (r.request_time_us, r.upstream_time_us, r.cache))
+        };
+        assert_eq!(
+            timings(&[(Var::RequestTime, "-"), (Var::UpstreamResponseTime, "-"), (Var::UpstreamCacheStatus, "-")]),
+            Ok((None, None, Some(CacheStatus::None)))
+        );
+        assert_eq!(
+            timings(&[(Var::UpstreamResponseTime, "0.012 : 0.020"), (Var::UpstreamCacheStatus, "hit")]),
+            Ok((Some(12_000), Some(20_000), Some(CacheStatus::Hit)))
+        );
+        let method = |overrides: &[(Var, &str)]| cleaned(&cdn_fields(overrides), &rules).map(|r| r.method);
+        assert_eq!(method(&[(Var::Request, "-"), (Var::Status, "400")]), Ok(Method::Other));
+        assert_eq!(method(&[(Var::Request, "PROPFIND /dav HTTP/1.1")]), Ok(Method::Other));
+        assert_eq!(method(&[(Var::Request, "DELETE /x HTTP/1.1")]), Ok(Method::Delete));
     }
 
     #[test]
@@ -639,16 +651,5 @@ mod tests {
         assert_eq!(config.trusted_proxies.len(), DEFAULT_TRUSTED_PROXIES.len());
         assert_eq!(config.default_domain, None);
         assert!(serde_json::from_str::<CleanConfig>(r#"{"trusted_proxy":[]}"#).is_err());
-    }
-
-    /// Test helper: the parts of a record that do not borrow.
-    trait StaticParts {
-        fn into_static_parts(self) -> (Method, (Option<u32>, Option<u32>, Option<CacheStatus>));
-    }
-
-    impl StaticParts for CleanRecord<'_> {
-        fn into_static_parts(self) -> (Method, (Option<u32>, Option<u32>, Option<CacheStatus>)) {
-            (self.method, (self.request_time_us, self.upstream_time_us, self.cache))
-        }
     }
 }

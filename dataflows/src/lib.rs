@@ -21,3 +21,4 @@ pub mod aggregate;
 pub mod ingest;
 pub mod pipeline;
 pub mod changes;
+pub mod alert;

@@ -16,7 +16,8 @@ pub struct Migration {
     pub statements: &'static [&'static str],
 }
 
-pub const MIGRATIONS: &[Migration] = &[Migration {
+pub const MIGRATIONS: &[Migration] = &[
+Migration {
     version: 1,
     name: "domain minute series and rejects",
     statements: &[
@@ -45,6 +46,99 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
             recorded_at   TIMESTAMP(3)    NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
             PRIMARY KEY (source, partition_id, msg_offset),
             KEY by_reason (reason, epoch)
+        ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
+    ],
+},
+Migration {
+    version: 2,
+    name: "window statistics, sliding windows, bandwidth samples, top clients, alerts",
+    statements: &[
+        // Columns shared by the minute series and the sliding windows. Cache counts use
+        // $upstream_cache_status: hit = HIT/STALE/UPDATING/REVALIDATED, miss = MISS/EXPIRED,
+        // other = BYPASS/-; NULL where the log format lacks the field.
+        "ALTER TABLE domain_minute
+            ADD COLUMN IF NOT EXISTS cache_hit            BIGINT UNSIGNED NULL COMMENT 'requests served from cache',
+            ADD COLUMN IF NOT EXISTS cache_miss           BIGINT UNSIGNED NULL COMMENT 'requests fetched from the origin (MISS, EXPIRED)',
+            ADD COLUMN IF NOT EXISTS cache_other          BIGINT UNSIGNED NULL COMMENT 'BYPASS or not cacheable (-)',
+            ADD COLUMN IF NOT EXISTS distinct_clients     BIGINT UNSIGNED NOT NULL DEFAULT 0 COMMENT 'exact distinct client IPs',
+            ADD COLUMN IF NOT EXISTS request_time_p50_ms  DOUBLE NULL COMMENT '$request_time median, ms (histogram, <= 1% relative error)',
+            ADD COLUMN IF NOT EXISTS request_time_p95_ms  DOUBLE NULL,
+            ADD COLUMN IF NOT EXISTS request_time_p99_ms  DOUBLE NULL,
+            ADD COLUMN IF NOT EXISTS upstream_time_p95_ms DOUBLE NULL COMMENT '$upstream_response_time p95, ms',
+            ADD COLUMN IF NOT EXISTS avg_bps              DOUBLE NOT NULL DEFAULT 0 COMMENT 'bytes * 8 / window length, bit/s',
+            ADD COLUMN IF NOT EXISTS peak_bps             DOUBLE NOT NULL DEFAULT 0 COMMENT 'busiest second of the window, bit/s'",
+        "CREATE TABLE IF NOT EXISTS domain_window (
+            domain               VARCHAR(253)    NOT NULL,
+            window_secs          INT UNSIGNED    NOT NULL COMMENT 'window length, s',
+            window_start         DATETIME        NOT NULL COMMENT 'UTC start',
+            requests             BIGINT UNSIGNED NOT NULL,
+            bytes                BIGINT UNSIGNED NOT NULL,
+            status_1xx BIGINT UNSIGNED NOT NULL, status_2xx BIGINT UNSIGNED NOT NULL,
+            status_3xx BIGINT UNSIGNED NOT NULL, status_4xx BIGINT UNSIGNED NOT NULL,
+            status_5xx BIGINT UNSIGNED NOT NULL,
+            cache_hit BIGINT UNSIGNED NULL, cache_miss BIGINT UNSIGNED NULL, cache_other BIGINT UNSIGNED NULL,
+            distinct_clients     BIGINT UNSIGNED NOT NULL,
+            request_time_p50_ms DOUBLE NULL, request_time_p95_ms DOUBLE NULL, request_time_p99_ms DOUBLE NULL,
+            upstream_time_p95_ms DOUBLE NULL,
+            avg_bps DOUBLE NOT NULL, peak_bps DOUBLE NOT NULL,
+            updated_at TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3) ON UPDATE CURRENT_TIMESTAMP(3),
+            PRIMARY KEY (domain, window_secs, window_start),
+            KEY by_start (window_start)
+        ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
+        "CREATE TABLE IF NOT EXISTS domain_status_minute (
+            domain       VARCHAR(253)      NOT NULL,
+            minute_start DATETIME          NOT NULL,
+            status       SMALLINT UNSIGNED NOT NULL COMMENT 'HTTP status code',
+            requests     BIGINT UNSIGNED   NOT NULL,
+            PRIMARY KEY (domain, minute_start, status)
+        ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
+        "CREATE TABLE IF NOT EXISTS domain_bandwidth_5m (
+            domain       VARCHAR(253)    NOT NULL,
+            sample_start DATETIME        NOT NULL COMMENT 'UTC start of the 5-minute interval',
+            bytes        BIGINT UNSIGNED NOT NULL COMMENT 'response bytes; bandwidth = bytes * 8 / 300 bit/s',
+            requests     BIGINT UNSIGNED NOT NULL,
+            PRIMARY KEY (domain, sample_start),
+            KEY by_start (sample_start)
+        ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
+        "CREATE TABLE IF NOT EXISTS top_clients (
+            domain       VARCHAR(253)    NOT NULL,
+            window_secs  INT UNSIGNED    NOT NULL,
+            window_start DATETIME        NOT NULL,
+            metric       ENUM('requests','bytes') NOT NULL COMMENT 'what the ranking is by',
+            rank_no      TINYINT UNSIGNED NOT NULL COMMENT '1 = top',
+            client_ip    VARCHAR(45)     NOT NULL,
+            requests     BIGINT UNSIGNED NOT NULL,
+            bytes        BIGINT UNSIGNED NOT NULL,
+            PRIMARY KEY (domain, window_secs, window_start, metric, rank_no)
+        ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
+        "CREATE TABLE IF NOT EXISTS abuse_minute (
+            minute_start DATETIME         NOT NULL,
+            rank_no      TINYINT UNSIGNED NOT NULL COMMENT '1 = most requests across all domains',
+            client_ip    VARCHAR(45)      NOT NULL,
+            requests     BIGINT UNSIGNED  NOT NULL,
+            bytes        BIGINT UNSIGNED  NOT NULL,
+            PRIMARY KEY (minute_start, rank_no)
+        ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
+        "CREATE TABLE IF NOT EXISTS alerts (
+            domain         VARCHAR(253) NOT NULL,
+            kind           ENUM('traffic_spike','traffic_collapse','error_rate','cache_collapse') NOT NULL,
+            opened_minute  DATETIME     NOT NULL COMMENT 'UTC minute the condition first held',
+            resolved_minute DATETIME    NULL COMMENT 'UTC minute it stopped holding; NULL while open',
+            observed       DOUBLE       NOT NULL COMMENT 'value that opened the alert (req/min or ratio)',
+            baseline       DOUBLE       NOT NULL COMMENT 'trailing baseline or threshold it was compared with',
+            detail         VARCHAR(255) NOT NULL,
+            PRIMARY KEY (domain, kind, opened_minute),
+            KEY open_alerts (resolved_minute)
+        ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
+        "CREATE TABLE IF NOT EXISTS alert_notifications (
+            domain        VARCHAR(253) NOT NULL,
+            kind          VARCHAR(32)  NOT NULL,
+            opened_minute DATETIME     NOT NULL,
+            event         ENUM('opened','resolved') NOT NULL,
+            attempts      INT UNSIGNED NOT NULL,
+            delivered_at  TIMESTAMP(3) NULL,
+            last_error    VARCHAR(255) NULL,
+            PRIMARY KEY (domain, kind, opened_minute, event)
         ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
     ],
 }];

@@ -75,7 +75,7 @@ impl Escape {
 const HEX_UPPER: &[u8; 16] = b"0123456789ABCDEF";
 
 fn needs_default_escape(byte: u8) -> bool {
-    byte < 0x20 || byte >= 0x7f || byte == b'"' || byte == b'\\'
+    !(0x20..0x7f).contains(&byte) || byte == b'"' || byte == b'\\'
 }
 
 fn write_default(value: &[u8], out: &mut Vec<u8>) {

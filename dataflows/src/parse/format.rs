@@ -640,7 +640,7 @@ impl LogFormat {
             Miss::Prefix => format!("expected '{}' at byte 0", show(&self.prefix.bytes)),
             Miss::Literal { segment, start } => {
                 let segment = &self.segments[segment];
-                format!("expected '{}' after ${} at byte {start}", show(&segment.literal.bytes()), segment.name)
+                format!("expected '{}' after ${} at byte {start}", show(segment.literal.bytes()), segment.name)
             }
             Miss::Shape { segment, start } => {
                 let name = &self.segments[segment].name;

@@ -250,15 +250,45 @@ pub fn normalize_host(raw: &[u8]) -> Result<Cow<'_, str>, HostError> {
         let literal = std::str::from_utf8(&raw[..=close]).map_err(|_| HostError::Ipv6)?;
         return Ok(lower_cased(literal, literal.bytes().any(|b| b.is_ascii_uppercase())));
     }
-    let host = match memchr(b':', raw) {
-        Some(colon) if memchr(b':', &raw[colon + 1..]).is_some() => return Err(HostError::Ipv6),
-        Some(colon) if is_port(&raw[colon + 1..]) => &raw[..colon],
-        Some(_) => return Err(HostError::Port),
-        None => raw,
-    };
-    let host = host.strip_suffix(b".").unwrap_or(host);
+    // One pass: classify each byte until the end or a `:` (the port).
+    let mut has_upper = false;
+    let mut label = 0;
+    let mut end = raw.len();
+    for (at, &byte) in raw.iter().enumerate() {
+        match HOST_CLASS[usize::from(byte)] {
+            LABEL => label += 1,
+            UPPER => {
+                has_upper = true;
+                label += 1;
+            }
+            DOT if label == 0 => return Err(if at == 0 && raw.len() == 1 { HostError::Empty } else { HostError::EmptyLabel }),
+            DOT => label = 0,
+            COLON => {
+                end = at;
+                break;
+            }
+            _ => return Err(HostError::Character),
+        }
+        if label > MAX_LABEL {
+            return Err(HostError::LabelTooLong);
+        }
+    }
+    if end < raw.len() {
+        let port = &raw[end + 1..];
+        if port.contains(&b':') {
+            return Err(HostError::Ipv6);
+        }
+        if !is_port(port) {
+            return Err(HostError::Port);
+        }
+    }
+    let mut host = &raw[..end];
+    // One trailing dot (`example.com.`) names the same host.
+    if label == 0 && host.len() > 1 {
+        host = &host[..host.len() - 1];
+    }
     // `-` is what nginx writes for "no value".
-    if host.is_empty() || host == b"-" {
+    if host.is_empty() || host == b"-" || host == b"." {
         return Err(HostError::Empty);
     }
     if host.len() > MAX_HOST {
@@ -266,27 +296,6 @@ pub fn normalize_host(raw: &[u8]) -> Result<Cow<'_, str>, HostError> {
     }
     if host == b"_" {
         return Err(HostError::CatchAll);
-    }
-    let mut has_upper = false;
-    let mut label = 0;
-    for &byte in host {
-        match HOST_CLASS[usize::from(byte)] {
-            LABEL => label += 1,
-            UPPER => {
-                has_upper = true;
-                label += 1;
-            }
-            DOT if label == 0 => return Err(HostError::EmptyLabel),
-            DOT => label = 0,
-            _ => return Err(HostError::Character),
-        }
-        if label > MAX_LABEL {
-            return Err(HostError::LabelTooLong);
-        }
-    }
-    if label == 0 {
-        // Only possible for a name ending in `..` (one trailing dot was stripped).
-        return Err(HostError::EmptyLabel);
     }
     // SAFETY: every byte passed `HOST_CLASS` above, which admits ASCII bytes only, and ASCII is
     // valid UTF-8. (The checked conversion was measurable on the hot path.)
@@ -298,6 +307,7 @@ const INVALID: u8 = 0;
 const LABEL: u8 = 1;
 const UPPER: u8 = 2;
 const DOT: u8 = 3;
+const COLON: u8 = 4;
 
 /// Character classes of host name bytes, one lookup per byte.
 const HOST_CLASS: [u8; 256] = {
@@ -308,6 +318,7 @@ const HOST_CLASS: [u8; 256] = {
             b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' => LABEL,
             b'A'..=b'Z' => UPPER,
             b'.' => DOT,
+            b':' => COLON,
             _ => INVALID,
         };
         byte += 1;

@@ -1,0 +1,3 @@
+//! `edgeflow serve`: the monitoring dashboard over MySQL (read-only user).
+
+pub mod config;
