@@ -20,3 +20,21 @@ if [ ${#missing[@]} -gt 0 ]; then
   { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"; } >>"$log" 2>&1 \
     || fail "apt-get install ${missing[*]} failed"
 fi
+
+# Dashboard: its front-end packages come from npm (dashboard/package-lock.json), and its
+# browser test drives Debian's Chromium through chromedriver (browsers cannot be downloaded).
+missing=()
+command -v npm >/dev/null || missing+=(nodejs npm)
+for pkg in chromium chromium-driver fonts-dejavu-core; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"; } >>"$log" 2>&1 \
+    || fail "apt-get install ${missing[*]} failed"
+fi
+if [ ! -f dashboard/node_modules/.package-lock.json ] \
+   || [ dashboard/package-lock.json -nt dashboard/node_modules/.package-lock.json ]; then
+  echo "setup: npm ci --prefix dashboard"
+  npm ci --prefix dashboard --no-audit --no-fund >>"$log" 2>&1 || fail "npm ci --prefix dashboard failed"
+fi

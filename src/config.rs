@@ -137,6 +137,12 @@ impl Settings {
         if let Err(window_problems) = raw.window.validate() {
             problems.extend(window_problems);
         }
+        if let Err(alert_problems) = raw.alerts.validate() {
+            problems.extend(alert_problems);
+        }
+        if let Err(notify_problems) = raw.notify.validate() {
+            problems.extend(notify_problems);
+        }
         if raw.kafka.brokers.trim().is_empty() {
             problems.push("kafka.brokers is empty".into());
         }

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use dataflows::ingest::Ingest;
-use dataflows::pipeline;
+use dataflows::{output, pipeline};
 use dataflows::window::{PartitionClock, Time};
 use tracing::{error, info};
 
@@ -176,7 +176,8 @@ pub fn run(settings: Settings, options: RunOptions) -> anyhow::Result<RunSummary
         worker.dataflow::<Time, _, _>(move |scope| {
             let ingested = ingest_source(scope, "Source", reader, ingest);
             let outputs = pipeline::build(ingested);
-            sink::write_to_mysql(outputs, sink_settings);
+            let batches = output::close_epochs(outputs, sink_settings.policy);
+            sink::write_to_mysql(batches, sink_settings);
         });
         while worker.step_or_park(Some(Duration::from_millis(100))) {}
         failure.map_or(Ok(()), Err)

@@ -4,6 +4,7 @@
 //!
 //! | module       | what it owns                                                         |
 //! |--------------|----------------------------------------------------------------------|
+//! | `billing`    | `edgeflow billing`: 95th-percentile bills from the 5-minute samples  |
 //! | `config`     | TOML settings, environment overrides, validation                     |
 //! | `kafka`      | every Kafka client configuration, with its reasons                   |
 //! | `source`     | Kafka and file readers, and the timely source operator that drives them |
@@ -12,6 +13,7 @@
 //! | `gen`        | `edgeflow gen`: realistic, deterministic CDN traffic                 |
 //! | `telemetry`  | logging and metrics                                                  |
 
+pub mod billing;
 pub mod config;
 pub mod dashboard;
 pub mod gen;

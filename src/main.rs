@@ -6,6 +6,8 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use edgeflow::billing::report::ReportFormat;
+use edgeflow::billing::{self, Month, Proration, Scope};
 use edgeflow::config::Settings;
 use edgeflow::gen::output::{self, GenRun, GenTarget};
 use edgeflow::gen::{GenConfig, OutputFormat};
@@ -100,6 +102,35 @@ enum Command {
         #[arg(long, short = 'c', default_value = "config/local.toml")]
         config: PathBuf,
     },
+    /// Serve the dashboard: pages and JSON API over MySQL, through the read-only user.
+    Serve {
+        #[arg(long, short = 'c', default_value = "config/local.toml")]
+        config: PathBuf,
+        /// Listen address, overriding `dashboard.bind` (`127.0.0.1:0` picks a free port).
+        #[arg(long)]
+        bind: Option<String>,
+    },
+    /// 95th-percentile CDN bills and traffic for a month, from the 5-minute bandwidth samples.
+    Billing {
+        #[arg(long, short = 'c', default_value = "config/local.toml")]
+        config: PathBuf,
+        /// The month to bill, `YYYY-MM` (UTC).
+        #[arg(long)]
+        month: Month,
+        /// Bill only this domain.
+        #[arg(long, conflicts_with = "account")]
+        domain: Option<String>,
+        /// Bill only this account (domains mapped by `clean.accounts`), then each of its domains.
+        #[arg(long)]
+        account: Option<String>,
+        /// `table`, `csv` or `json`.
+        #[arg(long, default_value = "table")]
+        format: ReportFormat,
+        /// Bill every domain over the whole month: no effective-days proration for domains
+        /// that started or ended within it.
+        #[arg(long)]
+        whole_month: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -154,6 +185,26 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 ..defaults
             };
             output::run(&settings.kafka, GenRun { config: gen_config, target, realtime, seconds })?;
+            Ok(())
+        }
+        Command::Serve { config, bind } => {
+            let settings = load(&config)?;
+            edgeflow::dashboard::serve(&settings, bind)?;
+            Ok(())
+        }
+        Command::Billing { config, month, domain, account, format, whole_month } => {
+            let settings = load(&config)?;
+            let scope = match (domain, account) {
+                (Some(domain), _) => Scope::domain(&domain)?,
+                (None, Some(account)) => Scope::Account(account),
+                (None, None) => Scope::All,
+            };
+            let proration = if whole_month { Proration::WholeMonth } else { Proration::ByActivity };
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs() as i64;
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            let series = runtime.block_on(billing::store::load(&settings.mysql.url, month, &scope, settings.decoder().rules()))?;
+            let bills = billing::bill_month(month, now, proration, &scope, &series)?;
+            print!("{}", billing::report::render(month, &bills, format));
             Ok(())
         }
         Command::Migrate { config } => {

@@ -1,21 +1,25 @@
-//! Aggregates that form a commutative group and therefore ride inside differential's
-//! difference type: adding two `Traffic` values is merging two sets of lines, negating one is
-//! retracting them. This keeps the per-(domain, window) totals incremental without a
-//! per-record allocation or a `reduce`.
+//! Aggregates. Two kinds:
 //!
-//! `LocalCombiner` is the per-worker pre-aggregation before the exchange: it folds records
-//! into one delta per (key, time), so differential sees deltas per key, not per line.
+//! - Those that form a commutative group ride inside differential's difference type:
+//!   `Traffic` (requests, bytes, status classes, cache outcomes) and `ClientTraffic`. Adding two
+//!   values merges two sets of lines, negating one retracts them, so totals stay incremental
+//!   without a per-record allocation or a `reduce`.
+//! - Those that do not (distinct clients, top-k, percentiles, peak second) are `reduce`
+//!   functions over a window's group, written here as plain functions on sorted slices so they
+//!   are tested without a dataflow: `summarize_clients`, `summarize_latency`, `peak_second`.
+//!
+//! Latency percentiles come from a log-bucket histogram with ratio `1 + 2ε` (ε = 1%): a value
+//! reported as its bucket's geometric midpoint is within 1% of any value in the bucket.
 
-use std::collections::HashMap;
+use std::net::IpAddr;
 
 use differential_dataflow::difference::{Abelian, IsZero, Monoid, Semigroup};
 use serde::{Deserialize, Serialize};
 
-use crate::key::DomainWindow;
-use crate::record::CleanRecord;
-use crate::window::{Time, Window};
+use crate::record::{CacheStatus, CleanRecord};
 
-/// Request and byte totals of a set of lines. Signed, because a retraction is a negative set.
+/// Request, byte, status-class and cache totals of a set of lines. Signed, because a
+/// retraction is a negative set.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Traffic {
     pub requests: i64,
@@ -23,6 +27,9 @@ pub struct Traffic {
     pub bytes: i64,
     /// Requests by status class: index 0 is 1xx, 1 is 2xx, … 4 is 5xx.
     pub status_class: [i64; 5],
+    /// Requests by cache outcome: hit (HIT, STALE, UPDATING, REVALIDATED), miss (MISS,
+    /// EXPIRED), other (BYPASS, `-`). Lines whose format lacks the field count in none.
+    pub cache: [i64; 3],
 }
 
 impl Traffic {
@@ -31,12 +38,26 @@ impl Traffic {
         // Cleaning guarantees 100..=599.
         let class = usize::from(record.status / 100).clamp(1, 5) - 1;
         status_class[class] = 1;
-        Traffic { requests: 1, bytes: i64::try_from(record.bytes).unwrap_or(i64::MAX), status_class }
+        let mut cache = [0; 3];
+        if let Some(status) = record.cache {
+            let outcome = match status {
+                s if s.is_hit() => 0,
+                CacheStatus::Miss | CacheStatus::Expired => 1,
+                _ => 2,
+            };
+            cache[outcome] = 1;
+        }
+        Traffic { requests: 1, bytes: i64::try_from(record.bytes).unwrap_or(i64::MAX), status_class, cache }
     }
 
     pub fn negated(mut self) -> Traffic {
         self.negate();
         self
+    }
+
+    /// Requests whose cache outcome is known; zero means the format has no cache field.
+    pub fn cache_known(&self) -> i64 {
+        self.cache.iter().sum()
     }
 }
 
@@ -53,6 +74,9 @@ impl Semigroup for Traffic {
         for (mine, theirs) in self.status_class.iter_mut().zip(rhs.status_class.iter()) {
             *mine += theirs;
         }
+        for (mine, theirs) in self.cache.iter_mut().zip(rhs.cache.iter()) {
+            *mine += theirs;
+        }
     }
 }
 
@@ -66,76 +90,187 @@ impl Abelian for Traffic {
     fn negate(&mut self) {
         self.requests = -self.requests;
         self.bytes = -self.bytes;
-        for count in self.status_class.iter_mut() {
+        for count in self.status_class.iter_mut().chain(self.cache.iter_mut()) {
             *count = -*count;
         }
     }
 }
 
-/// Folds records into one `Traffic` delta per (domain, window, time) between drains.
-///
-/// Domains are looked up by `&str`, so a record for a domain already in the map allocates
-/// nothing. The outer map keeps its domain strings across drains (they recur), and forgets
-/// those idle for a whole drain so memory follows the live key set.
-#[derive(Default)]
-pub struct LocalCombiner {
-    by_domain: HashMap<String, DomainCells>,
-    pending: usize,
+/// Requests and bytes of one client: the difference type of the per-client collections.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ClientTraffic {
+    pub requests: i64,
+    pub bytes: i64,
 }
 
-#[derive(Default)]
-struct DomainCells {
-    cells: HashMap<(Window, Time), Traffic>,
-    idle_drains: u32,
+impl ClientTraffic {
+    pub fn of(record: &CleanRecord<'_>) -> ClientTraffic {
+        ClientTraffic { requests: 1, bytes: i64::try_from(record.bytes).unwrap_or(i64::MAX) }
+    }
 }
 
-impl LocalCombiner {
-    /// Adds `delta` to the cell (domain, window) at `time`.
-    pub fn add(&mut self, domain: &str, window: Window, time: Time, delta: Traffic) {
-        let cells = match self.by_domain.get_mut(domain) {
-            Some(cells) => cells,
-            None => self.by_domain.entry(domain.to_owned()).or_default(),
-        };
-        let cell = cells.cells.entry((window, time)).or_insert_with(|| {
-            self.pending += 1;
-            Traffic::default()
-        });
-        cell.plus_equals(&delta);
+impl IsZero for ClientTraffic {
+    fn is_zero(&self) -> bool {
+        self.requests == 0 && self.bytes == 0
     }
+}
 
-    /// Number of distinct (key, time) cells waiting to be drained.
-    pub fn pending(&self) -> usize {
-        self.pending
+impl Semigroup for ClientTraffic {
+    fn plus_equals(&mut self, rhs: &Self) {
+        self.requests += rhs.requests;
+        self.bytes += rhs.bytes;
     }
+}
 
-    /// Moves every non-zero delta into `out` as differential updates `(key, time, diff)`.
-    pub fn drain_into(&mut self, out: &mut Vec<(DomainWindow, Time, Traffic)>) {
-        self.by_domain.retain(|domain, cells| {
-            if cells.cells.is_empty() {
-                cells.idle_drains += 1;
-                return cells.idle_drains < 2;
-            }
-            cells.idle_drains = 0;
-            for ((window, time), diff) in cells.cells.drain() {
-                if !diff.is_zero() {
-                    out.push((DomainWindow { domain: domain.clone(), window }, time, diff));
-                }
-            }
-            true
-        });
-        self.pending = 0;
+impl Monoid for ClientTraffic {
+    fn zero() -> Self {
+        ClientTraffic::default()
     }
+}
+
+impl Abelian for ClientTraffic {
+    fn negate(&mut self) {
+        self.requests = -self.requests;
+        self.bytes = -self.bytes;
+    }
+}
+
+/// How many clients the per-domain rankings keep.
+pub const TOP_CLIENTS: usize = 10;
+/// How many clients the cross-domain abuse view keeps per minute.
+pub const TOP_ABUSERS: usize = 20;
+
+/// One ranked client.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct RankedClient {
+    pub ip: IpAddr,
+    pub requests: u64,
+    pub bytes: u64,
+}
+
+/// Distinct clients of a window and its top clients by requests and by bytes.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ClientSummary {
+    pub distinct: u64,
+    pub by_requests: Vec<RankedClient>,
+    pub by_bytes: Vec<RankedClient>,
+}
+
+/// The `k` largest clients by `metric`, ties broken by address so the result is
+/// deterministic whatever order the input came in.
+pub fn top_clients(group: &[(&IpAddr, ClientTraffic)], k: usize, metric: impl Fn(&ClientTraffic) -> i64) -> Vec<RankedClient> {
+    let mut ranked: Vec<(i64, IpAddr, ClientTraffic)> =
+        group.iter().filter(|(_, t)| t.requests > 0).map(|(ip, t)| (metric(t), **ip, *t)).collect();
+    let order = |a: &(i64, IpAddr, ClientTraffic), b: &(i64, IpAddr, ClientTraffic)| b.0.cmp(&a.0).then(a.1.cmp(&b.1));
+    if ranked.len() > k {
+        ranked.select_nth_unstable_by(k - 1, order);
+        ranked.truncate(k);
+    }
+    ranked.sort_unstable_by(order);
+    ranked
+        .into_iter()
+        .map(|(_, ip, t)| RankedClient { ip, requests: t.requests.max(0) as u64, bytes: t.bytes.max(0) as u64 })
+        .collect()
+}
+
+/// The reduce of the per-(domain, window) client group.
+pub fn summarize_clients(group: &[(&IpAddr, ClientTraffic)]) -> ClientSummary {
+    ClientSummary {
+        distinct: group.iter().filter(|(_, t)| t.requests > 0).count() as u64,
+        by_requests: top_clients(group, TOP_CLIENTS, |t| t.requests),
+        by_bytes: top_clients(group, TOP_CLIENTS, |t| t.bytes),
+    }
+}
+
+/// The latency measures histogrammed per window.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum LatencyMetric {
+    /// `$request_time`.
+    Request,
+    /// `$upstream_response_time` (the last upstream tried).
+    Upstream,
+}
+
+/// Relative error bound of reported percentiles.
+pub const LATENCY_RELATIVE_ERROR: f64 = 0.01;
+/// Bucket growth factor: a bucket `[lo, lo·γ)` reported at `lo·√γ` is within ε of any value
+/// in it when `√γ ≤ 1 + ε`; γ = (1 + ε)² is the widest such bucket.
+const GAMMA: f64 = (1.0 + LATENCY_RELATIVE_ERROR) * (1.0 + LATENCY_RELATIVE_ERROR);
+
+/// Histogram bucket of a latency in microseconds. Bucket 0 holds exactly 0 µs.
+pub fn latency_bucket(micros: u32) -> u16 {
+    if micros == 0 {
+        return 0;
+    }
+    // ln(u32::MAX) / ln(γ) ≈ 1115, so the index fits a u16 with room.
+    1 + ((micros as f64).ln() / GAMMA.ln()).floor() as u16
+}
+
+/// The value a bucket reports, in microseconds (its geometric midpoint).
+pub fn bucket_value_us(bucket: u16) -> f64 {
+    if bucket == 0 {
+        return 0.0;
+    }
+    GAMMA.powf(f64::from(bucket - 1) + 0.5)
+}
+
+/// Percentiles of one window, in microseconds (`None` if the format lacks the field).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct LatencySummary {
+    /// p50, p95, p99 of `$request_time`, µs, rounded.
+    pub request: Option<[u64; 3]>,
+    /// p95 of `$upstream_response_time`, µs, rounded.
+    pub upstream_p95: Option<u64>,
+}
+
+/// Nearest-rank percentile `p` (0 < p ≤ 1) of a histogram given as sorted (bucket, count).
+pub fn percentile_of(histogram: &[(u16, i64)], p: f64) -> Option<f64> {
+    let total: i64 = histogram.iter().map(|(_, c)| *c).filter(|c| *c > 0).sum();
+    if total <= 0 {
+        return None;
+    }
+    let rank = ((p * total as f64).ceil() as i64).max(1);
+    let mut seen = 0;
+    for (bucket, count) in histogram {
+        seen += (*count).max(0);
+        if seen >= rank {
+            return Some(bucket_value_us(*bucket));
+        }
+    }
+    histogram.last().map(|(b, _)| bucket_value_us(*b))
+}
+
+/// The reduce of the per-(domain, window) latency histograms: values are (metric, bucket)
+/// in sorted order, with their counts.
+pub fn summarize_latency(group: &[(&(LatencyMetric, u16), i64)]) -> LatencySummary {
+    let histogram = |metric: LatencyMetric| -> Vec<(u16, i64)> {
+        group.iter().filter(|((m, _), _)| *m == metric).map(|((_, b), c)| (*b, *c)).collect()
+    };
+    let request = histogram(LatencyMetric::Request);
+    let upstream = histogram(LatencyMetric::Upstream);
+    let at = |h: &[(u16, i64)], p: f64| percentile_of(h, p).map(|v| v.round() as u64);
+    LatencySummary {
+        request: match (at(&request, 0.50), at(&request, 0.95), at(&request, 0.99)) {
+            (Some(p50), Some(p95), Some(p99)) => Some([p50, p95, p99]),
+            _ => None,
+        },
+        upstream_p95: at(&upstream, 0.95),
+    }
+}
+
+/// The reduce of the per-(domain, window) bytes-per-second group: the busiest second's bytes.
+pub fn peak_second(group: &[(&u64, i64)]) -> u64 {
+    group.iter().map(|(_, bytes)| (*bytes).max(0) as u64).max().unwrap_or(0)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::window::WindowKind;
 
     fn traffic(requests: i64, bytes: i64, class: usize) -> Traffic {
         let mut status_class = [0; 5];
         status_class[class] = requests;
-        Traffic { requests, bytes, status_class }
+        Traffic { requests, bytes, status_class, cache: [requests, 0, 0] }
     }
 
     #[test]
@@ -144,7 +279,7 @@ mod tests {
         let b = traffic(2, 50, 3);
         let mut sum = a;
         sum.plus_equals(&b);
-        assert_eq!(sum, Traffic { requests: 3, bytes: 150, status_class: [0, 1, 0, 2, 0] });
+        assert_eq!(sum, Traffic { requests: 3, bytes: 150, status_class: [0, 1, 0, 2, 0], cache: [3, 0, 0] });
         let mut back = sum;
         back.plus_equals(&b.negated());
         assert_eq!(back, a);
@@ -154,37 +289,70 @@ mod tests {
     }
 
     #[test]
-    fn combiner_folds_per_key_and_time() {
-        let w = WindowKind::Minute.containing(120);
-        let mut combiner = LocalCombiner::default();
-        combiner.add("a.example", w, 120, traffic(1, 10, 1));
-        combiner.add("a.example", w, 120, traffic(1, 5, 3));
-        combiner.add("a.example", w, 121, traffic(1, 7, 1));
-        combiner.add("b.example", w, 120, traffic(1, 1, 4));
-        assert_eq!(combiner.pending(), 3);
-        let mut out = Vec::new();
-        combiner.drain_into(&mut out);
-        out.sort();
-        assert_eq!(out.len(), 3);
-        assert_eq!(out[0].0.domain, "a.example");
-        assert_eq!(out[0].1, 120);
-        assert_eq!(out[0].2, Traffic { requests: 2, bytes: 15, status_class: [0, 1, 0, 1, 0] });
-        assert_eq!(out[1].1, 121);
-        assert_eq!(out[2].0.domain, "b.example");
-        assert_eq!(combiner.pending(), 0);
+    fn buckets_keep_the_relative_error_bound() {
+        for micros in [1u32, 2, 7, 99, 1_000, 12_345, 250_000, 1_000_000, 59_999_000, u32::MAX] {
+            let reported = bucket_value_us(latency_bucket(micros));
+            let error = (reported - f64::from(micros)).abs() / f64::from(micros);
+            assert!(error <= LATENCY_RELATIVE_ERROR + 1e-12, "{micros} µs reported as {reported} ({error})");
+        }
+        assert_eq!(latency_bucket(0), 0);
+        assert_eq!(bucket_value_us(0), 0.0);
+        assert!(latency_bucket(u32::MAX) < 1200);
     }
 
     #[test]
-    fn combiner_drops_cancelled_cells_and_forgets_idle_domains() {
-        let w = WindowKind::Minute.containing(0);
-        let mut combiner = LocalCombiner::default();
-        combiner.add("a.example", w, 0, traffic(1, 10, 1));
-        combiner.add("a.example", w, 0, traffic(1, 10, 1).negated());
-        let mut out = Vec::new();
-        combiner.drain_into(&mut out);
-        assert!(out.is_empty());
-        combiner.drain_into(&mut out);
-        combiner.drain_into(&mut out);
-        assert!(combiner.by_domain.is_empty());
+    fn percentiles_use_nearest_rank() {
+        // 100 values 1..=100 ms: p50 = 50 ms, p95 = 95 ms, p99 = 99 ms.
+        let mut histogram: Vec<(u16, i64)> = Vec::new();
+        for ms in 1..=100u32 {
+            let bucket = latency_bucket(ms * 1000);
+            match histogram.last_mut() {
+                Some((b, c)) if *b == bucket => *c += 1,
+                _ => histogram.push((bucket, 1)),
+            }
+        }
+        for (p, exact) in [(0.5, 50_000.0), (0.95, 95_000.0), (0.99, 99_000.0)] {
+            let got = percentile_of(&histogram, p).unwrap();
+            assert!((got - exact).abs() / exact <= LATENCY_RELATIVE_ERROR, "p{p}: {got} vs {exact}");
+        }
+        assert_eq!(percentile_of(&[], 0.5), None);
+    }
+
+    #[test]
+    fn top_clients_rank_deterministically() {
+        let ips: Vec<IpAddr> = (1..=5).map(|i| format!("192.0.2.{i}").parse().unwrap()).collect();
+        let group: Vec<(&IpAddr, ClientTraffic)> = vec![
+            (&ips[0], ClientTraffic { requests: 5, bytes: 10 }),
+            (&ips[1], ClientTraffic { requests: 9, bytes: 1 }),
+            (&ips[2], ClientTraffic { requests: 5, bytes: 900 }),
+            (&ips[3], ClientTraffic { requests: 1, bytes: 50 }),
+            (&ips[4], ClientTraffic { requests: 0, bytes: 0 }),
+        ];
+        let top = top_clients(&group, 3, |t| t.requests);
+        assert_eq!(top.iter().map(|c| c.ip).collect::<Vec<_>>(), vec![ips[1], ips[0], ips[2]]);
+        let summary = summarize_clients(&group);
+        assert_eq!(summary.distinct, 4);
+        assert_eq!(summary.by_bytes[0].ip, ips[2]);
+        assert_eq!(summary.by_bytes.len(), 4);
+    }
+
+    #[test]
+    fn latency_summary_per_metric() {
+        let r = (LatencyMetric::Request, latency_bucket(10_000));
+        let u = (LatencyMetric::Upstream, latency_bucket(8_000));
+        let group = vec![(&r, 3i64), (&u, 2i64)];
+        let summary = summarize_latency(&group);
+        let [p50, _, p99] = summary.request.unwrap();
+        assert!((p50 as f64 - 10_000.0).abs() <= 100.0 && (p99 as f64 - 10_000.0).abs() <= 100.0);
+        assert!((summary.upstream_p95.unwrap() as f64 - 8_000.0).abs() <= 80.0);
+        let only_request = vec![(&r, 1i64)];
+        assert_eq!(summarize_latency(&only_request).upstream_p95, None);
+    }
+
+    #[test]
+    fn peak_is_the_busiest_second() {
+        let (a, b) = (10u64, 11u64);
+        assert_eq!(peak_second(&[(&a, 500), (&b, 1200)]), 1200);
+        assert_eq!(peak_second(&[]), 0);
     }
 }

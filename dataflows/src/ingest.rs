@@ -14,11 +14,14 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::aggregate::{LocalCombiner, Traffic};
-use crate::key::{domain_windows, DomainWindow};
+use std::net::IpAddr;
+
+use crate::aggregate::{latency_bucket, ClientTraffic, LatencyMetric, Traffic};
+use crate::combine::{Cells, DomainId, Interner};
+use crate::key::{series, DomainWindow};
 use crate::parse::Decoder;
-use crate::record::{Reject, RejectReason};
-use crate::window::{PartitionClock, Time, WindowPolicy};
+use crate::record::{CleanRecord, Reject, RejectReason};
+use crate::window::{PartitionClock, Time, Window, WindowKind, WindowPolicy};
 
 /// How much of a rejected message is kept for the rejects table.
 pub const REJECT_SAMPLE_BYTES: usize = 1024;
@@ -36,13 +39,124 @@ pub struct RejectRow {
     pub sample: Vec<u8>,
 }
 
-/// What an `Ingest` hands to the dataflow.
+/// What an `Ingest` hands to the dataflow: differential updates `(data, time, diff)` of each
+/// output collection, and rejects.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Ingested {
-    /// A differential update of one domain-series cell.
+    /// Totals per (domain, window), every window kind.
     Traffic(DomainWindow, Time, Traffic),
+    /// Requests per (domain, minute, status code).
+    Status((DomainWindow, u16), Time, i64),
+    /// Requests and bytes per (domain, window, client).
+    Client((DomainWindow, IpAddr), Time, ClientTraffic),
+    /// Latency histogram counts per (domain, window, metric, bucket).
+    Latency((DomainWindow, (LatencyMetric, u16)), Time, i64),
+    /// Bytes per (domain, window, second of the window), for the peak second.
+    Second((DomainWindow, u64), Time, i64),
+    /// Requests and bytes per (minute, client) across all domains: the abuse view.
+    Abuser((Window, IpAddr), Time, ClientTraffic),
     /// A rejected message, to be written with the epoch `Time` it was stamped in.
     Reject(RejectRow, Time),
+}
+
+impl Ingested {
+    /// The output this item belongs to, in `Ingested`'s variant order.
+    pub fn output_index(&self) -> u64 {
+        match self {
+            Ingested::Traffic(..) => 0,
+            Ingested::Status(..) => 1,
+            Ingested::Client(..) => 2,
+            Ingested::Latency(..) => 3,
+            Ingested::Second(..) => 4,
+            Ingested::Abuser(..) => 5,
+            Ingested::Reject(..) => 6,
+        }
+    }
+
+    pub const OUTPUTS: u64 = 7;
+}
+
+/// The pending cells of every output, keyed by worker-local domain ids.
+#[derive(Default)]
+struct Combiner {
+    interner: Interner,
+    traffic: Cells<(DomainId, Window), Traffic>,
+    status: Cells<(DomainId, Window, u16), i64>,
+    clients: Cells<(DomainId, Window, IpAddr), ClientTraffic>,
+    latency: Cells<(DomainId, Window, LatencyMetric, u16), i64>,
+    seconds: Cells<(DomainId, Window, u64), i64>,
+    abusers: Cells<(Window, IpAddr), ClientTraffic>,
+}
+
+impl Combiner {
+    fn pending(&self) -> usize {
+        self.traffic.len() + self.status.len() + self.clients.len() + self.latency.len() + self.seconds.len() + self.abusers.len()
+    }
+
+    /// Adds a record stamped `time` to every live window it falls in; false if its minute
+    /// has retired (the record is too late). A minute's sliding and sample windows end no
+    /// earlier than it unless the slide is not minute-aligned; windows already retired are
+    /// final and skipped.
+    fn add(&mut self, record: &CleanRecord<'_>, event_sec: u64, time: Time, policy: &WindowPolicy) -> bool {
+        let minute = policy.windows_of(WindowKind::Minute, event_sec).next().expect("one minute per second");
+        if !policy.is_live(&minute, time) {
+            return false;
+        }
+        let domain = self.interner.id(&record.domain);
+        let traffic = Traffic::of(record);
+        let client = ClientTraffic::of(record);
+        let bytes = client.bytes;
+        let neg_client = ClientTraffic { requests: -client.requests, bytes: -client.bytes };
+        for kind in series::TRAFFIC {
+            for window in policy.windows_of(kind, event_sec) {
+                if !policy.is_live(&window, time) {
+                    continue;
+                }
+                let retire = policy.retire_time(&window);
+                self.traffic.add_until((domain, window), time, retire, traffic, traffic.negated());
+                if !series::has_window_statistics(kind) {
+                    continue;
+                }
+                self.clients.add_until((domain, window, record.client_ip), time, retire, client, neg_client);
+                self.seconds.add_until((domain, window, event_sec), time, retire, bytes, -bytes);
+                if let Some(us) = record.request_time_us {
+                    self.latency.add_until((domain, window, LatencyMetric::Request, latency_bucket(us)), time, retire, 1, -1);
+                }
+                if let Some(us) = record.upstream_time_us {
+                    self.latency.add_until((domain, window, LatencyMetric::Upstream, latency_bucket(us)), time, retire, 1, -1);
+                }
+                if kind == WindowKind::Minute {
+                    self.status.add_until((domain, window, record.status), time, retire, 1, -1);
+                    self.abusers.add_until((window, record.client_ip), time, retire, client, neg_client);
+                }
+            }
+        }
+        true
+    }
+
+    fn drain_into(&mut self, out: &mut Vec<Ingested>) {
+        let interner = &self.interner;
+        let key = |domain: DomainId, window: Window| DomainWindow { domain: interner.name(domain).to_owned(), window };
+        let mut traffic = Vec::new();
+        self.traffic.drain(|(d, w)| key(d, w), &mut traffic);
+        out.extend(traffic.into_iter().map(|(k, t, r)| Ingested::Traffic(k, t, r)));
+        let mut status = Vec::new();
+        self.status.drain(|(d, w, s)| (key(d, w), s), &mut status);
+        out.extend(status.into_iter().map(|(k, t, r)| Ingested::Status(k, t, r)));
+        let mut clients = Vec::new();
+        self.clients.drain(|(d, w, ip)| (key(d, w), ip), &mut clients);
+        out.extend(clients.into_iter().map(|(k, t, r)| Ingested::Client(k, t, r)));
+        let mut latency = Vec::new();
+        self.latency.drain(|(d, w, m, b)| (key(d, w), (m, b)), &mut latency);
+        out.extend(latency.into_iter().map(|(k, t, r)| Ingested::Latency(k, t, r)));
+        let mut seconds = Vec::new();
+        self.seconds.drain(|(d, w, s)| (key(d, w), s), &mut seconds);
+        out.extend(seconds.into_iter().map(|(k, t, r)| Ingested::Second(k, t, r)));
+        let mut abusers = Vec::new();
+        self.abusers.drain(|k| k, &mut abusers);
+        out.extend(abusers.into_iter().map(|(k, t, r)| Ingested::Abuser(k, t, r)));
+        self.interner.clear_if_large();
+    }
 }
 
 /// Counters an operator exports as metrics.
@@ -66,7 +180,7 @@ pub struct Ingest {
     decoder: Decoder,
     policy: WindowPolicy,
     partitions: BTreeMap<i32, PartitionState>,
-    combiner: LocalCombiner,
+    combiner: Combiner,
     rejects: Vec<(RejectRow, Time)>,
     counters: IngestCounters,
 }
@@ -77,7 +191,7 @@ impl Ingest {
             decoder,
             policy,
             partitions: BTreeMap::new(),
-            combiner: LocalCombiner::default(),
+            combiner: Combiner::default(),
             rejects: Vec::new(),
             counters: IngestCounters::default(),
         }
@@ -119,23 +233,13 @@ impl Ingest {
                 match u64::try_from(record.event_ms.div_euclid(1000)) {
                     Ok(event_sec) => {
                         let time = state.clock.stamp(event_sec, policy);
-                        let delta = Traffic::of(&record);
-                        let mut live = false;
-                        for window in domain_windows(event_sec) {
-                            if policy.is_live(&window, time) {
-                                live = true;
-                                let retire = policy.retire_time(&window);
-                                self.combiner.add(&record.domain, window, time, delta);
-                                self.combiner.add(&record.domain, window, retire, delta.negated());
-                            }
-                        }
-                        if live {
+                        if self.combiner.add(&record, event_sec, time, policy) {
                             Ok(())
                         } else {
                             Err((
                                 Reject::new(
                                     RejectReason::TooLate,
-                                    format!("event second {event_sec} is in a window retired before {time}"),
+                                    format!("event second {event_sec} is in a minute retired before {time}"),
                                 ),
                                 time,
                             ))
@@ -177,9 +281,8 @@ impl Ingest {
     }
 
     /// Moves everything pending into `out`.
-    pub fn drain_into(&mut self, out: &mut Vec<Ingested>, scratch: &mut Vec<(DomainWindow, Time, Traffic)>) {
-        self.combiner.drain_into(scratch);
-        out.extend(scratch.drain(..).map(|(key, time, diff)| Ingested::Traffic(key, time, diff)));
+    pub fn drain_into(&mut self, out: &mut Vec<Ingested>) {
+        self.combiner.drain_into(out);
         out.extend(self.rejects.drain(..).map(|(row, time)| Ingested::Reject(row, time)));
     }
 }

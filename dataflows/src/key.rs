@@ -1,8 +1,9 @@
-//! Keys: which (domain, window) cells a clean record updates.
+//! Keys: which cells a clean record updates. Every output collection is keyed by a window
+//! (with its domain, for the per-domain series), so the sink knows each key's retirement.
 //!
-//! Contract: `DomainWindow` is the exchange and arrangement key of the domain series (routed
+//! Contract: keys order by domain, then window, so sink batches come out sorted. Exchange is
 //! by differential's hash of the whole key, so one busy domain still spreads its windows over
-//! the workers). Keys order by domain, then window, so sink batches come out sorted.
+//! the workers.
 
 use serde::{Deserialize, Serialize};
 
@@ -15,21 +16,38 @@ pub struct DomainWindow {
     pub window: Window,
 }
 
-/// The window kinds every record is keyed into, in output order.
-pub const DOMAIN_SERIES: [WindowKind; 1] = [WindowKind::Minute];
+/// Which window kinds feed which output.
+pub mod series {
+    use super::WindowKind;
 
-/// The domain-series cells a record at `event_sec` falls in, one per kind in `DOMAIN_SERIES`.
-pub fn domain_windows(event_sec: u64) -> impl Iterator<Item = Window> {
-    DOMAIN_SERIES.into_iter().map(move |kind| kind.containing(event_sec))
+    /// Request, byte, status-class and cache totals.
+    pub const TRAFFIC: [WindowKind; 3] = [WindowKind::Minute, WindowKind::Sliding, WindowKind::Sample5m];
+
+    /// Clients, latency and peak-second statistics (not needed for billing samples).
+    pub fn has_window_statistics(kind: WindowKind) -> bool {
+        matches!(kind, WindowKind::Minute | WindowKind::Sliding)
+    }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// Anything keyed by a window, so the sink can tell a retirement from a deletion.
+pub trait Windowed {
+    fn window(&self) -> &Window;
+}
 
-    #[test]
-    fn a_record_falls_in_its_minute() {
-        let windows: Vec<_> = domain_windows(3_725).collect();
-        assert_eq!(windows, vec![Window { kind: WindowKind::Minute, start: 3_720 }]);
+impl Windowed for DomainWindow {
+    fn window(&self) -> &Window {
+        &self.window
+    }
+}
+
+impl Windowed for Window {
+    fn window(&self) -> &Window {
+        self
+    }
+}
+
+impl<K: Windowed, V> Windowed for (K, V) {
+    fn window(&self) -> &Window {
+        self.0.window()
     }
 }

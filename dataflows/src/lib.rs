@@ -7,18 +7,23 @@
 //! | `clean.rs`      | UTC times, client IP by trusted proxies, domains, validation            |
 //! | `window.rs`     | time policy: watermarks, stamps, windows, retirement, idleness          |
 //! | `key.rs`        | which (domain, window) cells a record updates                           |
-//! | `aggregate.rs`  | aggregates as difference types; the per-worker local combiner           |
+//! | `combine.rs`    | the per-worker local combine before the exchange; domain interning     |
+//! | `aggregate.rs`  | aggregates: difference types, and the reduce functions (top-k, percentiles) |
+//! | `alert.rs`      | traffic alerts per domain from the closed minute series                  |
 //! | `ingest.rs`     | a worker's front: parse → clean → stamp → key → combine, and rejects    |
 //! | `pipeline.rs`   | `build`: the dataflow after the sources, one function per stage         |
-//! | `changes.rs`    | differential updates → absolute values per closed epoch, for sinks      |
+//! | `changes.rs`    | differential updates → absolute values per closed epoch                 |
+//! | `output.rs`     | `close_epochs`: one batch of table changes per closed epoch, on worker 0 |
 
 pub mod record;
 pub mod parse;
 pub mod clean;
 pub mod window;
 pub mod key;
+pub mod combine;
 pub mod aggregate;
 pub mod ingest;
 pub mod pipeline;
 pub mod changes;
+pub mod output;
 pub mod alert;

@@ -30,7 +30,14 @@ pub type Time = u64;
 pub enum WindowKind {
     /// Tumbling one-minute windows: the minute series.
     Minute,
+    /// Sliding windows of `sliding_window_secs`, one starting every `slide_secs`.
+    Sliding,
+    /// Tumbling five-minute windows: the bandwidth samples CDN bills are computed from.
+    Sample5m,
 }
+
+/// Length of a billing bandwidth sample: 288 samples a day.
+pub const SAMPLE_SECS: u64 = 300;
 
 /// Validated window and watermark settings (see config/edgeflow.toml, `[window]`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -45,11 +52,22 @@ pub struct WindowPolicy {
     pub allowed_lateness_secs: u64,
     /// After this long at the end of its log, a partition stops holding the frontier back.
     pub idle_timeout_secs: u64,
+    /// Length of the sliding windows.
+    pub sliding_window_secs: u64,
+    /// A sliding window starts every `slide_secs`; must divide `sliding_window_secs`.
+    pub slide_secs: u64,
 }
 
 impl Default for WindowPolicy {
     fn default() -> Self {
-        WindowPolicy { tick_secs: 1, out_of_orderness_secs: 10, allowed_lateness_secs: 60, idle_timeout_secs: 10 }
+        WindowPolicy {
+            tick_secs: 1,
+            out_of_orderness_secs: 10,
+            allowed_lateness_secs: 60,
+            idle_timeout_secs: 10,
+            sliding_window_secs: 300,
+            slide_secs: 60,
+        }
     }
 }
 
@@ -60,23 +78,9 @@ pub struct Window {
     pub start: u64,
 }
 
-impl WindowKind {
-    pub fn length_secs(self) -> u64 {
-        match self {
-            WindowKind::Minute => 60,
-        }
-    }
-
-    /// The window of this kind containing `event_sec`.
-    pub fn containing(self, event_sec: u64) -> Window {
-        let len = self.length_secs();
-        Window { kind: self, start: event_sec - event_sec % len }
-    }
-}
-
 impl Window {
-    pub fn end(&self) -> u64 {
-        self.start + self.kind.length_secs()
+    pub fn end(&self, policy: &WindowPolicy) -> u64 {
+        self.start + policy.length_secs(self.kind)
     }
 }
 
@@ -87,10 +91,39 @@ impl WindowPolicy {
         if self.tick_secs == 0 || 60 % self.tick_secs != 0 {
             problems.push(format!("window.tick_secs must divide 60, got {}", self.tick_secs));
         }
+        if self.slide_secs == 0 || self.sliding_window_secs == 0 || self.sliding_window_secs % self.slide_secs != 0 {
+            problems.push(format!(
+                "window.slide_secs ({}) must be positive and divide window.sliding_window_secs ({})",
+                self.slide_secs, self.sliding_window_secs
+            ));
+        } else if self.sliding_window_secs / self.slide_secs > 60 {
+            problems.push("window.sliding_window_secs / window.slide_secs must be at most 60 windows per record".to_string());
+        }
         if self.idle_timeout_secs == 0 {
             problems.push("window.idle_timeout_secs must be at least 1".to_string());
         }
         if problems.is_empty() { Ok(()) } else { Err(problems) }
+    }
+
+    pub fn length_secs(&self, kind: WindowKind) -> u64 {
+        match kind {
+            WindowKind::Minute => 60,
+            WindowKind::Sliding => self.sliding_window_secs,
+            WindowKind::Sample5m => SAMPLE_SECS,
+        }
+    }
+
+    /// The windows of `kind` containing `event_sec`, oldest first.
+    pub fn windows_of(&self, kind: WindowKind, event_sec: u64) -> impl Iterator<Item = Window> {
+        let (len, step) = match kind {
+            WindowKind::Sliding => (self.sliding_window_secs, self.slide_secs),
+            _ => (self.length_secs(kind), self.length_secs(kind)),
+        };
+        // The latest window starting at or before the event, and those before it that still
+        // cover it.
+        let last = event_sec - event_sec % step;
+        let count = len / step;
+        (0..count).rev().filter_map(move |i| last.checked_sub(i * step)).map(move |start| Window { kind, start })
     }
 
     pub fn align(&self, secs: u64) -> Time {
@@ -100,7 +133,7 @@ impl WindowPolicy {
     /// The time at which a window's contribution is retracted from the live state.
     pub fn retire_time(&self, window: &Window) -> Time {
         // Aligned up, so a window never retires before `end + lateness`.
-        let t = window.end() + self.allowed_lateness_secs;
+        let t = window.end(self) + self.allowed_lateness_secs;
         t.div_ceil(self.tick_secs) * self.tick_secs
     }
 
@@ -141,15 +174,42 @@ mod tests {
     use super::*;
 
     fn policy() -> WindowPolicy {
-        WindowPolicy { tick_secs: 1, out_of_orderness_secs: 10, allowed_lateness_secs: 30, idle_timeout_secs: 5 }
+        WindowPolicy { tick_secs: 1, out_of_orderness_secs: 10, allowed_lateness_secs: 30, idle_timeout_secs: 5, ..Default::default() }
+    }
+
+    fn minute(sec: u64) -> Window {
+        policy().windows_of(WindowKind::Minute, sec).next().unwrap()
     }
 
     #[test]
     fn minute_window_contains_its_seconds() {
-        let w = WindowKind::Minute.containing(1_000_059);
+        let p = policy();
+        let w = minute(1_000_059);
         assert_eq!(w.start, 1_000_020);
-        assert_eq!(w.end(), 1_000_080);
-        assert_eq!(WindowKind::Minute.containing(1_000_080).start, 1_000_080);
+        assert_eq!(w.end(&p), 1_000_080);
+        assert_eq!(minute(1_000_080).start, 1_000_080);
+        assert_eq!(p.windows_of(WindowKind::Minute, 5).count(), 1);
+    }
+
+    #[test]
+    fn sliding_windows_cover_the_record() {
+        let p = policy();
+        let starts: Vec<u64> = p.windows_of(WindowKind::Sliding, 1_000_030).map(|w| w.start).collect();
+        assert_eq!(starts, vec![999_780, 999_840, 999_900, 999_960, 1_000_020]);
+        for start in starts {
+            assert!(start <= 1_000_030 && 1_000_030 < start + 300);
+        }
+        // Near the epoch, windows that would start before 0 do not exist.
+        assert_eq!(p.windows_of(WindowKind::Sliding, 90).count(), 2);
+        let samples: Vec<u64> = p.windows_of(WindowKind::Sample5m, 1_000_030).map(|w| w.start).collect();
+        assert_eq!(samples, vec![999_900]);
+    }
+
+    #[test]
+    fn sliding_settings_are_validated() {
+        assert!(WindowPolicy { slide_secs: 70, ..policy() }.validate().is_err());
+        assert!(WindowPolicy { slide_secs: 0, ..policy() }.validate().is_err());
+        assert!(WindowPolicy { sliding_window_secs: 600, slide_secs: 60, ..policy() }.validate().is_ok());
     }
 
     #[test]
@@ -177,7 +237,7 @@ mod tests {
     #[test]
     fn retirement_and_liveness() {
         let p = policy();
-        let w = WindowKind::Minute.containing(960); // [960, 1020)
+        let w = minute(960); // [960, 1020)
         assert_eq!(p.retire_time(&w), 1050);
         assert!(p.is_live(&w, 1049));
         assert!(!p.is_live(&w, 1050));
@@ -188,7 +248,7 @@ mod tests {
         let p = WindowPolicy { tick_secs: 20, out_of_orderness_secs: 0, allowed_lateness_secs: 5, ..policy() };
         let mut clock = PartitionClock::default();
         assert_eq!(clock.stamp(1019, &p), 1000);
-        let w = WindowKind::Minute.containing(960);
+        let w = minute(960);
         assert_eq!(p.retire_time(&w), 1040);
         assert!(p.validate().is_ok());
         assert!(WindowPolicy { tick_secs: 7, ..p }.validate().is_err());

@@ -1,37 +1,25 @@
-//! MySQL writer: one transaction per batch of closed epochs, multi-row parameterised upserts
-//! of absolute values, deletes of vanished keys and the batch's rejects. Retries forever
-//! with capped exponential back-off: while MySQL is down the writing worker blocks, which
-//! holds the dataflow's frontier back instead of dropping or double-applying an epoch.
+//! MySQL writer: one transaction per batch of closed epochs, with multi-row parameterised
+//! upserts of absolute values, deletes of vanished keys and the batch's rejects. Retries
+//! forever with capped exponential back-off: while MySQL is down the writing worker blocks,
+//! which holds the dataflow's frontier back instead of dropping or double-applying an epoch.
+//!
+//! Row groups of one window (traffic, clients, latency, peak) change independently, so each
+//! is an upsert of its own columns; the table defaults fill the rest on a first insert.
 
 use std::time::{Duration, Instant};
 
-use dataflows::aggregate::Traffic;
+use dataflows::aggregate::{ClientSummary, LatencySummary, RankedClient, Traffic};
 use dataflows::changes::Changes;
-use dataflows::ingest::RejectRow;
 use dataflows::key::DomainWindow;
-use dataflows::window::Time;
+use dataflows::output::OutputBatch;
+use dataflows::window::{Window, WindowKind, WindowPolicy};
 use mysql_async::prelude::Queryable;
-use mysql_async::{Pool, TxOpts, Value};
+use mysql_async::{Pool, Transaction, TxOpts, Value};
 use tracing::{debug, warn};
 
 use crate::config::SinkConfig;
 use crate::sink::schema::{connection_opts, SchemaError};
 use crate::telemetry::METRICS;
-
-/// Everything one transaction writes.
-#[derive(Debug, Default)]
-pub struct EpochBatch {
-    /// Every epoch before this time is complete and included.
-    pub upto: Option<Time>,
-    pub domain_minutes: Changes<DomainWindow, Traffic>,
-    pub rejects: Vec<(RejectRow, Time)>,
-}
-
-impl EpochBatch {
-    pub fn rows(&self) -> usize {
-        self.domain_minutes.upserts.len() + self.domain_minutes.deletes.len() + self.rejects.len()
-    }
-}
 
 pub struct MysqlWriter {
     runtime: tokio::runtime::Runtime,
@@ -39,17 +27,24 @@ pub struct MysqlWriter {
     /// `kafka:<topic>` or `file:<path>`: the rejects table's source column.
     source: String,
     config: SinkConfig,
+    policy: WindowPolicy,
 }
 
+/// A column of a statement: its name and the SQL expression its parameter goes through.
+struct Column(&'static str, &'static str);
+
+const PARAM: &str = "?";
+const DATETIME: &str = "FROM_UNIXTIME(?)";
+
 impl MysqlWriter {
-    pub fn new(url: &str, source: String, config: SinkConfig) -> Result<Self, SchemaError> {
+    pub fn new(url: &str, source: String, config: SinkConfig, policy: WindowPolicy) -> Result<Self, SchemaError> {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
         let pool = Pool::new(connection_opts(url)?);
-        Ok(MysqlWriter { runtime, pool, source, config })
+        Ok(MysqlWriter { runtime, pool, source, config, policy })
     }
 
     /// Commits `batch`, retrying until it succeeds.
-    pub fn commit(&self, batch: &EpochBatch) {
+    pub fn commit(&self, batch: &OutputBatch) {
         let started = Instant::now();
         let mut delay = Duration::from_millis(self.config.retry_initial_ms);
         let mut attempt = 1u32;
@@ -71,45 +66,235 @@ impl MysqlWriter {
         debug!(upto = ?batch.upto, rows = batch.rows(), ms = started.elapsed().as_millis() as u64, "epoch batch committed");
     }
 
-    async fn try_commit(&self, batch: &EpochBatch) -> Result<(), mysql_async::Error> {
+    async fn try_commit(&self, batch: &OutputBatch) -> Result<(), mysql_async::Error> {
         let mut tx = self.pool.start_transaction(TxOpts::default()).await?;
-        let chunk = self.config.rows_per_statement;
-        for rows in batch.domain_minutes.upserts.chunks(chunk) {
-            let mut params = Vec::with_capacity(rows.len() * 9);
-            for (key, traffic) in rows {
-                params.push(Value::from(key.domain.as_str()));
-                params.push(Value::from(key.window.start));
-                params.push(Value::from(non_negative(traffic.requests)));
-                params.push(Value::from(non_negative(traffic.bytes)));
-                for count in traffic.status_class {
-                    params.push(Value::from(non_negative(count)));
+        // Traffic first: it creates the rows the other column groups update.
+        self.write_traffic(&mut tx, &batch.traffic).await?;
+        self.write_statuses(&mut tx, &batch.status).await?;
+        self.write_clients(&mut tx, &batch.clients).await?;
+        self.write_latency(&mut tx, &batch.latency).await?;
+        self.write_peaks(&mut tx, &batch.peaks).await?;
+        self.write_abusers(&mut tx, &batch.abusers).await?;
+        self.write_rejects(&mut tx, batch).await?;
+        tx.commit().await
+    }
+
+    /// Multi-row `INSERT … ON DUPLICATE KEY UPDATE` of `rows`, chunked.
+    async fn upsert(&self, tx: &mut Transaction<'_>, table: &str, keys: &[Column], values: &[Column], rows: Vec<Vec<Value>>) -> Result<(), mysql_async::Error> {
+        let columns: Vec<&str> = keys.iter().chain(values).map(|c| c.0).collect();
+        let tuple = format!("({})", keys.iter().chain(values).map(|c| c.1).collect::<Vec<_>>().join(", "));
+        let updates: Vec<String> = values.iter().map(|c| format!("{0} = VALUES({0})", c.0)).collect();
+        for chunk in rows.chunks(self.config.rows_per_statement) {
+            let sql = format!(
+                "INSERT INTO {table} ({}) VALUES {} ON DUPLICATE KEY UPDATE {}",
+                columns.join(", "),
+                vec![tuple.as_str(); chunk.len()].join(", "),
+                updates.join(", ")
+            );
+            tx.exec_drop(sql, chunk.iter().flatten().cloned().collect::<Vec<_>>()).await?;
+        }
+        Ok(())
+    }
+
+    /// `DELETE … WHERE (keys) IN (…)`, chunked.
+    async fn delete(&self, tx: &mut Transaction<'_>, table: &str, keys: &[Column], rows: Vec<Vec<Value>>) -> Result<(), mysql_async::Error> {
+        let names: Vec<&str> = keys.iter().map(|c| c.0).collect();
+        let tuple = format!("({})", keys.iter().map(|c| c.1).collect::<Vec<_>>().join(", "));
+        for chunk in rows.chunks(self.config.rows_per_statement) {
+            let sql = format!("DELETE FROM {table} WHERE ({}) IN ({})", names.join(", "), vec![tuple.as_str(); chunk.len()].join(", "));
+            tx.exec_drop(sql, chunk.iter().flatten().cloned().collect::<Vec<_>>()).await?;
+        }
+        Ok(())
+    }
+
+    /// The table and key columns of a window's row.
+    fn window_row(&self, key: &DomainWindow) -> (&'static str, Vec<Value>) {
+        let w = &key.window;
+        match w.kind {
+            WindowKind::Minute => ("domain_minute", vec![key.domain.as_str().into(), w.start.into()]),
+            WindowKind::Sliding => {
+                ("domain_window", vec![key.domain.as_str().into(), self.policy.length_secs(w.kind).into(), w.start.into()])
+            }
+            WindowKind::Sample5m => ("domain_bandwidth_5m", vec![key.domain.as_str().into(), w.start.into()]),
+        }
+    }
+
+    fn key_columns(table: &str) -> &'static [Column] {
+        match table {
+            "domain_minute" => &[Column("domain", PARAM), Column("minute_start", DATETIME)],
+            "domain_window" => &[Column("domain", PARAM), Column("window_secs", PARAM), Column("window_start", DATETIME)],
+            _ => &[Column("domain", PARAM), Column("sample_start", DATETIME)],
+        }
+    }
+
+    /// Groups rows by the table their window kind lives in.
+    fn by_table<V>(&self, changes: &Changes<DomainWindow, V>, mut row: impl FnMut(&DomainWindow, Option<&V>) -> Option<Vec<Value>>) -> Vec<(&'static str, Vec<Vec<Value>>, Vec<Vec<Value>>)> {
+        let mut tables: Vec<(&'static str, Vec<Vec<Value>>, Vec<Vec<Value>>)> = Vec::new();
+        for (key, value) in &changes.0 {
+            let (table, mut cells) = self.window_row(key);
+            let index = match tables.iter().position(|t| t.0 == table) {
+                Some(i) => i,
+                None => {
+                    tables.push((table, Vec::new(), Vec::new()));
+                    tables.len() - 1
+                }
+            };
+            match (value, row(key, value.as_ref())) {
+                (Some(_), Some(values)) => {
+                    cells.extend(values);
+                    tables[index].1.push(cells);
+                }
+                (None, _) => tables[index].2.push(cells),
+                (Some(_), None) => {}
+            }
+        }
+        tables
+    }
+
+    async fn write_traffic(&self, tx: &mut Transaction<'_>, changes: &Changes<DomainWindow, Traffic>) -> Result<(), mysql_async::Error> {
+        let policy = self.policy;
+        for (table, upserts, deletes) in self.by_table(changes, |key, traffic| {
+            let t = traffic?;
+            let mut values: Vec<Value> = vec![non_negative(t.requests).into(), non_negative(t.bytes).into()];
+            if key.window.kind == WindowKind::Sample5m {
+                return Some(values);
+            }
+            values.extend(t.status_class.iter().map(|c| Value::from(non_negative(*c))));
+            let known = t.cache_known() > 0;
+            values.extend(t.cache.iter().map(|c| if known { Value::from(non_negative(*c)) } else { Value::NULL }));
+            values.push((non_negative(t.bytes) as f64 * 8.0 / policy.length_secs(key.window.kind) as f64).into());
+            Some(values)
+        }) {
+            let value_columns: &[Column] = if table == "domain_bandwidth_5m" {
+                &[Column("bytes", PARAM), Column("requests", PARAM)]
+            } else {
+                &[
+                    Column("requests", PARAM),
+                    Column("bytes", PARAM),
+                    Column("status_1xx", PARAM),
+                    Column("status_2xx", PARAM),
+                    Column("status_3xx", PARAM),
+                    Column("status_4xx", PARAM),
+                    Column("status_5xx", PARAM),
+                    Column("cache_hit", PARAM),
+                    Column("cache_miss", PARAM),
+                    Column("cache_other", PARAM),
+                    Column("avg_bps", PARAM),
+                ]
+            };
+            let upserts = if table == "domain_bandwidth_5m" {
+                // Column order of the sample rows: bytes before requests.
+                upserts.into_iter().map(|mut row| { row.swap(2, 3); row }).collect()
+            } else {
+                upserts
+            };
+            self.upsert(tx, table, Self::key_columns(table), value_columns, upserts).await?;
+            self.delete(tx, table, Self::key_columns(table), deletes).await?;
+        }
+        Ok(())
+    }
+
+    async fn write_statuses(&self, tx: &mut Transaction<'_>, changes: &Changes<(DomainWindow, u16), i64>) -> Result<(), mysql_async::Error> {
+        let keys = [Column("domain", PARAM), Column("minute_start", DATETIME), Column("status", PARAM)];
+        let key_values = |(key, status): &(DomainWindow, u16)| vec![Value::from(key.domain.as_str()), key.window.start.into(), (*status).into()];
+        let upserts = changes.upserts().map(|(k, n)| { let mut row = key_values(k); row.push(non_negative(*n).into()); row }).collect();
+        self.upsert(tx, "domain_status_minute", &keys, &[Column("requests", PARAM)], upserts).await?;
+        self.delete(tx, "domain_status_minute", &keys, changes.deletes().map(key_values).collect()).await
+    }
+
+    async fn write_clients(&self, tx: &mut Transaction<'_>, changes: &Changes<DomainWindow, ClientSummary>) -> Result<(), mysql_async::Error> {
+        // distinct_clients on the window row; a vanished summary means no clients left.
+        for (table, upserts, deletes) in self.by_table(changes, |_, summary| Some(vec![summary.map_or(0, |s| s.distinct).into()])) {
+            let mut rows = upserts;
+            rows.extend(deletes.into_iter().map(|mut key| { key.push(0u64.into()); key }));
+            self.upsert(tx, table, Self::key_columns(table), &[Column("distinct_clients", PARAM)], rows).await?;
+        }
+        // Rankings: replace each changed window's rows.
+        let keys = [Column("domain", PARAM), Column("window_secs", PARAM), Column("window_start", DATETIME)];
+        let window_key = |key: &DomainWindow| -> Vec<Value> {
+            vec![key.domain.as_str().into(), self.policy.length_secs(key.window.kind).into(), key.window.start.into()]
+        };
+        self.delete(tx, "top_clients", &keys, changes.0.keys().map(window_key).collect()).await?;
+        let mut rows = Vec::new();
+        for (key, summary) in changes.upserts() {
+            for (metric, ranking) in [("requests", &summary.by_requests), ("bytes", &summary.by_bytes)] {
+                for (rank, client) in ranking.iter().enumerate() {
+                    let mut row = window_key(key);
+                    row.extend([Value::from(metric), Value::from(rank as u64 + 1)]);
+                    row.extend(client_values(client));
+                    rows.push(row);
                 }
             }
-            tx.exec_drop(upsert_domain_minute_sql(rows.len()), params).await?;
         }
-        for keys in batch.domain_minutes.deletes.chunks(chunk) {
-            let mut params = Vec::with_capacity(keys.len() * 2);
-            for key in keys {
-                params.push(Value::from(key.domain.as_str()));
-                params.push(Value::from(key.window.start));
+        let columns = [Column("metric", PARAM), Column("rank_no", PARAM), Column("client_ip", PARAM), Column("requests", PARAM), Column("bytes", PARAM)];
+        self.upsert(tx, "top_clients", &keys, &columns, rows).await
+    }
+
+    async fn write_latency(&self, tx: &mut Transaction<'_>, changes: &Changes<DomainWindow, LatencySummary>) -> Result<(), mysql_async::Error> {
+        let ms = |us: u64| Value::from(us as f64 / 1000.0);
+        for (table, upserts, deletes) in self.by_table(changes, |_, summary| {
+            let summary = summary.cloned().unwrap_or_default();
+            let request = summary.request.map_or([Value::NULL, Value::NULL, Value::NULL], |p| p.map(ms));
+            let mut values: Vec<Value> = request.into();
+            values.push(summary.upstream_p95.map_or(Value::NULL, ms));
+            Some(values)
+        }) {
+            let mut rows = upserts;
+            rows.extend(deletes.into_iter().map(|mut key| { key.extend([Value::NULL, Value::NULL, Value::NULL, Value::NULL]); key }));
+            let columns = [
+                Column("request_time_p50_ms", PARAM),
+                Column("request_time_p95_ms", PARAM),
+                Column("request_time_p99_ms", PARAM),
+                Column("upstream_time_p95_ms", PARAM),
+            ];
+            self.upsert(tx, table, Self::key_columns(table), &columns, rows).await?;
+        }
+        Ok(())
+    }
+
+    async fn write_peaks(&self, tx: &mut Transaction<'_>, changes: &Changes<DomainWindow, u64>) -> Result<(), mysql_async::Error> {
+        for (table, upserts, deletes) in self.by_table(changes, |_, peak| Some(vec![(peak.copied().unwrap_or(0) as f64 * 8.0).into()])) {
+            let mut rows = upserts;
+            rows.extend(deletes.into_iter().map(|mut key| { key.push(0.0f64.into()); key }));
+            self.upsert(tx, table, Self::key_columns(table), &[Column("peak_bps", PARAM)], rows).await?;
+        }
+        Ok(())
+    }
+
+    async fn write_abusers(&self, tx: &mut Transaction<'_>, changes: &Changes<Window, Vec<RankedClient>>) -> Result<(), mysql_async::Error> {
+        let keys = [Column("minute_start", DATETIME)];
+        self.delete(tx, "abuse_minute", &keys, changes.0.keys().map(|w| vec![Value::from(w.start)]).collect()).await?;
+        let mut rows = Vec::new();
+        for (window, ranking) in changes.upserts() {
+            for (rank, client) in ranking.iter().enumerate() {
+                let mut row = vec![Value::from(window.start), Value::from(rank as u64 + 1)];
+                row.extend(client_values(client));
+                rows.push(row);
             }
-            let tuples = vec!["(?, FROM_UNIXTIME(?))"; keys.len()].join(", ");
-            tx.exec_drop(format!("DELETE FROM domain_minute WHERE (domain, minute_start) IN ({tuples})"), params).await?;
         }
-        for rows in batch.rejects.chunks(chunk) {
-            let mut params = Vec::with_capacity(rows.len() * 7);
-            for (row, epoch) in rows {
-                params.push(Value::from(self.source.as_str()));
-                params.push(Value::from(row.partition));
-                params.push(Value::from(row.offset));
-                params.push(Value::from(row.reason.as_str()));
-                params.push(Value::from(truncate_chars(&row.detail, 255)));
-                params.push(Value::Bytes(row.sample.clone()));
-                params.push(Value::from(*epoch));
-            }
-            tx.exec_drop(insert_rejects_sql(rows.len()), params).await?;
-        }
-        tx.commit().await
+        let columns = [Column("rank_no", PARAM), Column("client_ip", PARAM), Column("requests", PARAM), Column("bytes", PARAM)];
+        self.upsert(tx, "abuse_minute", &keys, &columns, rows).await
+    }
+
+    async fn write_rejects(&self, tx: &mut Transaction<'_>, batch: &OutputBatch) -> Result<(), mysql_async::Error> {
+        let keys = [Column("source", PARAM), Column("partition_id", PARAM), Column("msg_offset", PARAM)];
+        let columns = [Column("reason", PARAM), Column("detail", PARAM), Column("sample", PARAM), Column("epoch", DATETIME)];
+        let rows = batch
+            .rejects
+            .iter()
+            .map(|(row, epoch)| {
+                vec![
+                    Value::from(self.source.as_str()),
+                    Value::from(row.partition),
+                    Value::from(row.offset),
+                    Value::from(row.reason.as_str()),
+                    Value::from(truncate_chars(&row.detail, 255)),
+                    Value::Bytes(row.sample.clone()),
+                    Value::from(*epoch),
+                ]
+            })
+            .collect();
+        self.upsert(tx, "rejects", &keys, &columns, rows).await
     }
 }
 
@@ -118,6 +303,10 @@ impl Drop for MysqlWriter {
         let pool = self.pool.clone();
         let _ = self.runtime.block_on(pool.disconnect());
     }
+}
+
+fn client_values(client: &RankedClient) -> [Value; 3] {
+    [Value::from(client.ip.to_string()), Value::from(client.requests), Value::from(client.bytes)]
 }
 
 fn non_negative(value: i64) -> u64 {
@@ -133,35 +322,9 @@ fn truncate_chars(text: &str, max: usize) -> &str {
     }
 }
 
-fn upsert_domain_minute_sql(rows: usize) -> String {
-    let tuple = "(?, FROM_UNIXTIME(?), ?, ?, ?, ?, ?, ?, ?)";
-    format!(
-        "INSERT INTO domain_minute (domain, minute_start, requests, bytes, status_1xx, status_2xx, status_3xx, status_4xx, status_5xx) \
-         VALUES {} ON DUPLICATE KEY UPDATE requests = VALUES(requests), bytes = VALUES(bytes), \
-         status_1xx = VALUES(status_1xx), status_2xx = VALUES(status_2xx), status_3xx = VALUES(status_3xx), \
-         status_4xx = VALUES(status_4xx), status_5xx = VALUES(status_5xx)",
-        vec![tuple; rows].join(", ")
-    )
-}
-
-fn insert_rejects_sql(rows: usize) -> String {
-    let tuple = "(?, ?, ?, ?, ?, ?, FROM_UNIXTIME(?))";
-    format!(
-        "INSERT INTO rejects (source, partition_id, msg_offset, reason, detail, sample, epoch) VALUES {} \
-         ON DUPLICATE KEY UPDATE reason = VALUES(reason), detail = VALUES(detail), sample = VALUES(sample), epoch = VALUES(epoch)",
-        vec![tuple; rows].join(", ")
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn statements_have_one_placeholder_per_parameter() {
-        assert_eq!(upsert_domain_minute_sql(3).matches('?').count(), 27);
-        assert_eq!(insert_rejects_sql(2).matches('?').count(), 14);
-    }
 
     #[test]
     fn details_are_cut_on_character_boundaries() {

@@ -48,7 +48,6 @@ pub fn ingest_source<'scope, R: Reader>(
         let activator = scope.activator_for(info.address);
         let mut capability = Some(capability);
         let mut out = Vec::new();
-        let mut scratch = Vec::new();
         let mut reported = IngestCounters::default();
         move |output| {
             let Some(cap) = capability.as_mut() else { return };
@@ -61,7 +60,7 @@ pub fn ingest_source<'scope, R: Reader>(
             let status = reader.read(&mut ingest, READ_BUDGET);
             ingest.advance_idle(unix_now_secs());
             report_counters(ingest.counters(), &mut reported);
-            ingest.drain_into(&mut out, &mut scratch);
+            ingest.drain_into(&mut out);
             if !out.is_empty() {
                 output.session(&*cap).give_iterator(out.drain(..));
             }

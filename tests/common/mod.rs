@@ -171,6 +171,11 @@ pub struct OracleLine {
 }
 
 impl Oracle {
+    /// The raw capture groups of a `cdn` line (see `parse_cdn` for their numbers).
+    pub fn captures<'l>(&self, line: &'l str) -> Option<regex::Captures<'l>> {
+        self.cdn.captures(line)
+    }
+
     pub fn parse_cdn(&self, line: &str) -> Option<OracleLine> {
         let c = self.cdn.captures(line)?;
         let month = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]

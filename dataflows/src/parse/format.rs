@@ -610,8 +610,9 @@ impl LogFormat {
             let end = match fixed_end {
                 Some(end) => end,
                 None => match segment.literal.find(line, start, start) {
-                    // The first space ends a token followed by one: no need to look for another.
-                    Some(end) if segment.shape == Shape::Token && literal.bytes.first() == Some(&b' ') => end,
+                    // A token followed by a lone space ends at the first space: `find` found
+                    // it, so the token holds none and needs no check.
+                    Some(end) if segment.shape == Shape::Token && *literal.bytes == *b" " => end,
                     Some(end) if segment.shape.fit(&line[start..end], false) == Fit::Yes => end,
                     _ => return false,
                 },
@@ -738,6 +739,37 @@ mod tests {
         assert_eq!(field(&fields, Var::BytesSent), "5400");
         assert_eq!(fields.get(Var::ServerName), None);
         assert_eq!(fields.get(Var::Msec), None);
+    }
+
+    proptest::proptest! {
+        /// The leftmost fast path is only a shortcut: whenever it succeeds, the backtracking
+        /// matcher finds the same split.
+        #[test]
+        fn fast_path_agrees_with_the_backtracking_matcher(
+            tokens in proptest::collection::vec("[0-9a-z .,:\\-\"\\[\\]]{0,12}", 6),
+            upstream in "[0-9., :-]{0,10}",
+            time_local in proptest::bool::ANY,
+        ) {
+            let format = compile(r#"$remote_addr - [$time_local] "$http_user_agent" $status $upstream_response_time $bytes_sent"#);
+            let time = if time_local { "20/Nov/2026:16:15:39 +0800" } else { tokens[5].as_str() };
+            let line = format!("{} - [{time}] \"{}\" {} {} {}", tokens[0], tokens[1], tokens[2], upstream, tokens[4]);
+            let mut fast = [None; Var::COUNT];
+            if format.match_leftmost(line.as_bytes(), &mut fast) {
+                let mut slow = [None; Var::COUNT];
+                let mut matcher = Matcher::new(&format, line.as_bytes(), false, &mut slow);
+                proptest::prop_assert!(matcher.match_from(0, 0), "{}", line);
+                proptest::prop_assert_eq!(fast, slow, "{}", line);
+            }
+        }
+    }
+
+    #[test]
+    fn a_token_with_a_space_does_not_match_even_before_a_longer_literal() {
+        let format = compile("$remote_addr - $status");
+        let reject = format.parse(b"1.2.3.4 x - 200").expect_err("space in an address");
+        assert_eq!(reject.detail, "unexpected text for $remote_addr at byte 0: '1.2.3.4 x - 200'");
+        let fields = compile("$status $body_bytes_sent").parse(b"200 5").expect("matches");
+        assert_eq!(field(&fields, Var::BodyBytesSent), "5");
     }
 
     #[test]

@@ -54,8 +54,79 @@ pub fn parse_ipv4(raw: &[u8]) -> Option<Ipv4Addr> {
     }
 }
 
-fn parse_ipv6(raw: &[u8]) -> Option<Ipv6Addr> {
-    std::str::from_utf8(raw).ok()?.parse().ok()
+/// An IPv6 address, exactly as std's parser accepts it (groups of 1 to 4 hex digits, one `::`
+/// standing for at least one zero group, an embedded IPv4 address in the last 32 bits), but
+/// on bytes and several times faster: IPv6 clients are common.
+pub fn parse_ipv6(raw: &[u8]) -> Option<Ipv6Addr> {
+    let mut groups = [0u16; 8];
+    let mut count = 0;
+    // How many groups came before the `::`, if there is one.
+    let mut gap: Option<usize> = None;
+    let mut at = 0;
+    if raw.starts_with(b"::") {
+        gap = Some(0);
+        at = 2;
+        if raw.len() == 2 {
+            return Some(Ipv6Addr::UNSPECIFIED);
+        }
+    }
+    // A `::` stands for at least one group.
+    let room = |gap: Option<usize>| if gap.is_some() { 7 } else { 8 };
+    loop {
+        let start = at;
+        let mut value = 0u16;
+        while at < raw.len() && at - start < 4 {
+            let Some(digit) = char::from(raw[at]).to_digit(16) else { break };
+            value = value << 4 | digit as u16;
+            at += 1;
+        }
+        if raw.get(at) == Some(&b'.') {
+            // An embedded IPv4 address: the last 32 bits, taking two groups.
+            let (v4, used) = ipv4_prefix(&raw[start..])?;
+            if start + used != raw.len() || count + 2 > room(gap) {
+                return None;
+            }
+            let [a, b, c, d] = v4.octets();
+            groups[count] = u16::from_be_bytes([a, b]);
+            groups[count + 1] = u16::from_be_bytes([c, d]);
+            count += 2;
+            break;
+        }
+        if at == start || count == room(gap) {
+            return None;
+        }
+        groups[count] = value;
+        count += 1;
+        match raw.get(at) {
+            None => break,
+            Some(b':') => at += 1,
+            Some(_) => return None,
+        }
+        if raw.get(at) == Some(&b':') {
+            if gap.is_some() {
+                return None;
+            }
+            gap = Some(count);
+            at += 1;
+            if at == raw.len() {
+                break;
+            }
+        } else if at == raw.len() {
+            return None;
+        }
+    }
+    match gap {
+        None if count != 8 => return None,
+        None => {}
+        Some(_) if count > 7 => return None,
+        Some(before) => {
+            // Move the groups after the `::` to the end; zeros fill the gap.
+            let after = count - before;
+            groups.copy_within(before..count, 8 - after);
+            groups[before..8 - after].fill(0);
+        }
+    }
+    Some(Ipv6Addr::from(groups))
 }
 
 /// A TCP port: 1 to 5 digits, at most 65535.
@@ -342,6 +413,33 @@ mod tests {
         for text in ["256.1.1.1", "1.2.3", "1.2.3.4.5", "01.2.3.4", "1.2.3.04", "1..3.4", "1.2.3.4 ", " 1.2.3.4", "1.2.3.1000", "", "a.b.c.d", "1.2.3.-1"] {
             assert_eq!(parse_ipv4(text.as_bytes()), None, "{text}");
             assert_eq!(text.parse::<Ipv4Addr>().ok(), None, "std agrees on {text}");
+        }
+    }
+
+    #[test]
+    fn ipv6_parser_agrees_with_std_on_tricky_input() {
+        for text in [
+            "::", "::1", "1::", "1:2:3:4:5:6:7:8", "1:2:3:4:5:6:7::", "::2:3:4:5:6:7:8", "1::8", "1:2:3:4:5:6:7:8:9", "1:2:3:4:5:6:7",
+            ":1::", "1:::2", "1::2::3", "::ffff:1.2.3.4", "1:2:3:4:5:6:1.2.3.4", "1:2:3:4:5:6:7:1.2.3.4", "::1.2.3.4", "1::1.2.3.4",
+            "::1.2.3", "::1.2.3.4.5", "::01.2.3.4", "::1.2.3.4:1", "00000::1", "0000::1", "fFfF::", "g::", "1:", ":1", ":", "",
+            "1::2:", "::2:3:4:5:6:7:1.2.3.4", "1:2:3:4:5:6::1.2.3.4", "1:2:3:4:5::1.2.3.4", "::ffff:255.255.255.256", "1.2.3.4",
+            "::12345", "12345::", "1:2:3:4:5:6:7:8::", "::1:2:3:4:5:6:7:8", "1:2:3:4::5:6:7:8",
+        ] {
+            assert_eq!(parse_ipv6(text.as_bytes()), text.parse().ok(), "{text:?}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn ipv6_parser_agrees_with_std(text in "[0-9a-fA-F:.]{0,45}") {
+            proptest::prop_assert_eq!(parse_ipv6(text.as_bytes()), text.parse().ok(), "{:?}", text);
+        }
+
+        #[test]
+        fn ipv6_parser_reads_what_std_writes(bits in proptest::prelude::any::<u128>(), v4 in proptest::prelude::any::<u32>()) {
+            for address in [Ipv6Addr::from(bits), Ipv4Addr::from(v4).to_ipv6_mapped(), Ipv6Addr::from(bits & 0xffff_0000_ffff)] {
+                proptest::prop_assert_eq!(parse_ipv6(address.to_string().as_bytes()), Some(address));
+            }
         }
     }
 
