@@ -216,6 +216,7 @@ async fn seed(url: &str) {
     let mut conn = mysql_async::Conn::from_url(url).await.unwrap();
     conn.query_drop("SET time_zone = '+00:00'").await.unwrap();
     // a.example: 3 minutes, with cache and latency columns; b.example: 1 minute, no cache data.
+    #[allow(clippy::type_complexity)]
     let minutes: Vec<(&str, i64, u64, u64, [u64; 5], Option<[u64; 3]>, Option<f64>)> = vec![
         ("a.example", T0, 100, 600_000, [0, 90, 5, 4, 1], Some([70, 20, 10]), Some(12.0)),
         ("a.example", T0 + 60, 200, 1_200_000, [0, 180, 10, 8, 2], Some([150, 40, 10]), Some(24.0)),

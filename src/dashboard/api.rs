@@ -235,7 +235,10 @@ pub async fn series(State(state): State<AppState>, Query(params): Query<Params>)
     let domain = params.domain();
     let step = range.step(MAX_POINTS);
     let (rows, whole) = tokio::try_join!(state.db.series(&range, step, domain), state.db.series(&range, range.secs(), domain))?;
-    let total = whole.into_iter().next().map(|(_, t)| t).unwrap_or_default();
+    let mut total = whole.into_iter().next().map(|(_, t)| t).unwrap_or_default();
+    if domain.is_none() {
+        total.peak_bps = None; // the domains' busiest seconds need not coincide
+    }
     let by_bucket: BTreeMap<i64, Totals> = rows.into_iter().collect();
     let empty = Totals::default();
     let mut columns: BTreeMap<&'static str, Vec<Value>> = BTreeMap::new();

@@ -28,13 +28,8 @@ pub fn sample_bps(bytes: u64) -> f64 {
 /// month, those that have started for the current month, none for a future one.
 pub fn intervals(month: Month, now: i64) -> u64 {
     let (start, end) = (month.start(), month.end());
-    let until = now.clamp(start, end);
-    let started = (until - start + SAMPLE_SECS - 1) / SAMPLE_SECS;
-    if now >= end {
-        ((end - start) / SAMPLE_SECS) as u64
-    } else {
-        started.max(0) as u64
-    }
+    let elapsed = now.clamp(start, end) - start;
+    ((elapsed + SAMPLE_SECS - 1) / SAMPLE_SECS) as u64
 }
 
 /// The vendor 95th percentile of `samples` (bit/s, any order) over `n` intervals, missing
@@ -90,6 +85,9 @@ pub struct MonthBills {
     pub accounts: Vec<Bill>,
 }
 
+/// An account's domains and its summed bytes per sample start.
+type AccountSamples = (Vec<String>, BTreeMap<i64, u64>);
+
 /// Computes the bills of `month` from `(domain, sample_start, bytes)` rows.
 pub fn month_bills(
     month: Month,
@@ -102,7 +100,7 @@ pub fn month_bills(
     for (domain, start, bytes) in rows {
         per_domain.entry(domain.as_str()).or_default().push((*start, *bytes));
     }
-    let mut per_account: BTreeMap<Option<String>, (Vec<String>, BTreeMap<i64, u64>)> = BTreeMap::new();
+    let mut per_account: BTreeMap<Option<String>, AccountSamples> = BTreeMap::new();
     let mut domains = Vec::with_capacity(per_domain.len());
     for (domain, samples) in &per_domain {
         let account = account_of(domain);

@@ -85,7 +85,7 @@ fn host_allowed(host: &[u8], allowed: &[String]) -> bool {
     } else {
         host.rsplit_once(':').map_or(host.as_str(), |(h, _)| h).to_owned()
     };
-    matches!(name.as_str(), "localhost" | "127.0.0.1" | "[::1]") || allowed.iter().any(|a| *a == name)
+    matches!(name.as_str(), "localhost" | "127.0.0.1" | "[::1]") || allowed.contains(&name)
 }
 
 #[cfg(test)]
