@@ -13,9 +13,11 @@ scripts/setup.sh
 scripts/services.sh start
 eval "$(scripts/services.sh env)"
 
-echo "demo: building edgeflow (release)"
-cargo build --release --locked -q
-bin=target/release/edgeflow
+# The dev profile optimises dependencies (Cargo.toml) and shares its build with the tests,
+# so the demo does not pay for a second, release build.
+echo "demo: building edgeflow"
+cargo build --locked -q
+bin=target/debug/edgeflow
 export EDGEFLOW__KAFKA__BROKERS="$EDGEFLOW_KAFKA_BROKERS" EDGEFLOW__MYSQL__URL="$EDGEFLOW_MYSQL_URL"
 
 $bin migrate -c config/local.toml

@@ -12,6 +12,6 @@ eval "$(scripts/services.sh env)"
 
 # End-to-end tests start the job binary; two test threads keep the 2-core machine busy
 # without starving Kafka and MariaDB.
-cargo test --workspace --all-targets --locked -- --test-threads=2
+cargo test --workspace --lib --bins --tests --locked -- --test-threads=2
 
 echo "scripts/test.sh: all tests passed in $(( $(date +%s) - started ))s"

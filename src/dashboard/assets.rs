@@ -16,8 +16,8 @@ use super::AppState;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AssetsError {
-    #[error("dashboard asset {path} is missing ({source}): run `npm ci --prefix dashboard` (scripts/setup.sh does) or set dashboard.assets_dir")]
-    Missing { path: PathBuf, source: std::io::Error },
+    #[error("dashboard asset {path} is missing ({error}): run `npm ci --prefix dashboard` (scripts/setup.sh does) or set dashboard.assets_dir")]
+    Missing { path: PathBuf, error: std::io::Error },
 }
 
 struct Asset {
@@ -45,7 +45,7 @@ impl Assets {
         let mut assets = Assets::builtin();
         for (name, relative, content_type) in VENDOR {
             let path = dir.join(relative);
-            let body = std::fs::read(&path).map_err(|source| AssetsError::Missing { path, source })?;
+            let body = std::fs::read(&path).map_err(|error| AssetsError::Missing { path, error })?;
             assets.files.insert(name, Asset { body, content_type, cache_control: "public, max-age=86400" });
         }
         Ok(assets)

@@ -13,16 +13,29 @@ use serde::Serialize;
 
 use super::range::TimeRange;
 
+// The causes are part of the message, not `source()`, so `{:#}` chains print them once.
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
     #[error("mysql: {0}")]
-    Mysql(#[from] mysql_async::Error),
+    Mysql(mysql_async::Error),
     #[error("invalid mysql url: {0}")]
-    Url(#[from] mysql_async::UrlError),
+    Url(mysql_async::UrlError),
     #[error("query took longer than {0:?}")]
     Timeout(Duration),
     #[error("unexpected column value: {0}")]
     Value(String),
+}
+
+impl From<mysql_async::Error> for DbError {
+    fn from(error: mysql_async::Error) -> Self {
+        DbError::Mysql(error)
+    }
+}
+
+impl From<mysql_async::UrlError> for DbError {
+    fn from(error: mysql_async::UrlError) -> Self {
+        DbError::Url(error)
+    }
 }
 
 /// The dashboard's handle on MySQL.
@@ -58,7 +71,11 @@ impl Db {
 
     /// The applied schema version (0 before `edgeflow migrate`).
     pub async fn schema_version(&self) -> Result<u32, DbError> {
-        let rows = self.rows("SELECT CAST(COALESCE(MAX(version), 0) AS UNSIGNED) FROM schema_migrations", vec![]).await?;
+        const NO_SUCH_TABLE: u16 = 1146;
+        let rows = match self.rows("SELECT CAST(COALESCE(MAX(version), 0) AS UNSIGNED) FROM schema_migrations", vec![]).await {
+            Err(DbError::Mysql(mysql_async::Error::Server(e))) if e.code == NO_SUCH_TABLE => return Ok(0),
+            other => other?,
+        };
         Ok(rows.into_iter().next().map(|mut r| take::<u64>(&mut r, 0)).transpose()?.unwrap_or(0) as u32)
     }
 

@@ -50,14 +50,20 @@ pub enum DashboardError {
     Config(Vec<String>),
     #[error(transparent)]
     Assets(#[from] assets::AssetsError),
-    #[error("database: {0}")]
+    #[error(transparent)]
     Db(#[from] db::DbError),
     #[error("schema is at version {found}; the dashboard needs {needed}: run `edgeflow migrate`")]
     Schema { found: u32, needed: u32 },
-    #[error("cannot listen on {addr}: {source}")]
-    Bind { addr: std::net::SocketAddr, source: std::io::Error },
+    #[error("cannot listen on {addr}: {error}")]
+    Bind { addr: std::net::SocketAddr, error: std::io::Error },
     #[error("server: {0}")]
-    Io(#[from] std::io::Error),
+    Io(std::io::Error),
+}
+
+impl From<std::io::Error> for DashboardError {
+    fn from(error: std::io::Error) -> Self {
+        DashboardError::Io(error)
+    }
 }
 
 /// What every handler shares.
@@ -131,7 +137,7 @@ pub fn serve(settings: &Settings, bind: Option<String>) -> Result<(), DashboardE
         let poll = Duration::from_millis(state.config.live_poll_ms);
         let _prober = state.live.spawn_prober(state.db.clone(), poll);
         let addr = state.config.bind;
-        let listener = tokio::net::TcpListener::bind(addr).await.map_err(|source| DashboardError::Bind { addr, source })?;
+        let listener = tokio::net::TcpListener::bind(addr).await.map_err(|error| DashboardError::Bind { addr, error })?;
         let local = listener.local_addr()?;
         info!(addr = %local, auth = state.config.auth_token.is_some(), "dashboard listening");
         println!("listening on http://{local}");
