@@ -13,7 +13,7 @@ use tracing::{error, info};
 use crate::config::Settings;
 use crate::sink::{self, SinkSettings};
 use crate::source::file::{FileReader, FILE_PARTITION};
-use crate::source::kafka::{partition_count, partitions_for, KafkaReader};
+use crate::source::kafka::{partition_count, partitions_for, KafkaReader, KafkaSourceError};
 use crate::source::{ingest_source, ReadStatus, Reader};
 use crate::telemetry::METRICS;
 
@@ -124,7 +124,17 @@ pub fn run(settings: Settings, options: RunOptions) -> anyhow::Result<RunSummary
         .with_context(|| format!("checking the schema at {}", redact(&settings.mysql.url)))?;
     let (partitions, source_name) = match &options.source {
         SourceSpec::Kafka => {
-            let count = partition_count(&settings.kafka).context("reading topic metadata")?;
+            // The shipper may create the topic after the job starts: wait a while for it.
+            let deadline = Instant::now() + Duration::from_secs(60);
+            let count = loop {
+                match partition_count(&settings.kafka) {
+                    Err(KafkaSourceError::NoTopic { .. }) if Instant::now() < deadline => {
+                        info!(topic = %settings.kafka.topic, "waiting for the topic to exist");
+                        std::thread::sleep(Duration::from_secs(1));
+                    }
+                    other => break other.context("reading topic metadata")?,
+                }
+            };
             info!(topic = %settings.kafka.topic, partitions = count, "kafka topic found");
             (count, format!("kafka:{}", settings.kafka.topic))
         }
