@@ -7,8 +7,6 @@
 //! of the epochs before `t`; the last batch has `upto = None`. Sinks only write what they
 //! receive, so this is where tests observe the pipeline without a database.
 
-use std::net::IpAddr;
-
 use serde::{Deserialize, Serialize};
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Exchange;
@@ -144,9 +142,4 @@ pub fn close_epochs<'s>(outputs: Outputs<'s>, policy: WindowPolicy) -> StreamVec
             }
         },
     )
-}
-
-/// Client addresses as the tables store them.
-pub fn ip_text(ip: &IpAddr) -> String {
-    ip.to_string()
 }
