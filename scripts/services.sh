@@ -3,13 +3,14 @@
 #   Kafka 4.x (KRaft, from Maven Central jars)  127.0.0.1:9092  (KAFKA_NODES=3: 9092,9094,9096)
 #   MariaDB (Debian package, private server)     127.0.0.1:3307  (MYSQL_PORT overrides)
 #
-# Usage: scripts/services.sh install|start|stop|restart|status|env
+# Usage: scripts/services.sh install|start [SERVICE]|stop [SERVICE]|restart|status|env
 #   install  fetch what is missing (Kafka jars via Maven; mariadb-server, mariadb-client and,
 #            if Debian has it, kcat via apt) without starting anything. `start` does the same
 #            for what it needs, so on a fresh machine `start` alone is enough.
 #   start    start both (idempotent: already running is fine). Kafka starts empty every time;
 #            MariaDB keeps its data dir across restarts.
 #   stop     stop both and delete Kafka's data (idempotent).
+#            SERVICE (kafka or mariadb) starts or stops that one alone (outage tests).
 #   status   one line per service; exit 0 if both are running, else 3.
 #   env      `export` lines for tests and the demo: eval "$(scripts/services.sh env)"
 #
@@ -76,19 +77,21 @@ undo_failed_start() {
   if [[ -n $MARIADB_LAUNCHED ]]; then mariadb_stop >/dev/null 2>&1 || true; fi
 }
 
+# `start [kafka|mariadb]`: both by default; one alone for outage tests.
 cmd_start() {
+  local only=${1:-}
   lock
   local t0=$SECONDS
   ensure_installed
   # All checks first (already running? ports free?), so a conflict launches nothing.
-  kafka_preflight
-  mariadb_preflight
+  [[ $only == mariadb ]] || kafka_preflight
+  [[ $only == kafka ]] || mariadb_preflight
   trap undo_failed_start EXIT
   # Launch both, then wait for both: MariaDB comes up while Kafka's JVMs warm up.
-  mariadb_launch
-  kafka_launch
-  mariadb_wait
-  kafka_wait
+  [[ $only == kafka ]] || mariadb_launch
+  [[ $only == mariadb ]] || kafka_launch
+  [[ $only == kafka ]] || mariadb_wait
+  [[ $only == mariadb ]] || kafka_wait
   START_DONE=1
   if [[ -n $KAFKA_LAUNCHED$MARIADB_LAUNCHED ]]; then
     say "started in $((SECONDS - t0))s; eval \"\$($0 env)\" sets the EDGEFLOW_* variables"
@@ -96,9 +99,10 @@ cmd_start() {
 }
 
 cmd_stop() {
+  local only=${1:-}
   lock
-  kafka_stop
-  mariadb_stop
+  [[ $only == mariadb ]] || kafka_stop
+  [[ $only == kafka ]] || mariadb_stop
 }
 
 cmd_status() {
@@ -120,8 +124,10 @@ cmd_env() {
 
 case ${1:-} in
   install) cmd_install ;;
-  start) cmd_start ;;
-  stop) cmd_stop ;;
+  start | stop)
+    case ${2:-} in "" | kafka | mariadb) ;; *) die "unknown service '${2}': expected kafka or mariadb" ;; esac
+    "cmd_$1" "${2:-}"
+    ;;
   restart) cmd_stop && cmd_start ;;
   status) cmd_status ;;
   env) cmd_env ;;

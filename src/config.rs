@@ -50,6 +50,8 @@ pub struct KafkaConfig {
     pub client_id: String,
     /// Where to start a partition that has no checkpoint: `earliest` or `latest`.
     pub start: StartPosition,
+    /// Filebeat events with the same origin within this much event time count once.
+    pub resend_horizon_secs: u64,
     /// Extra librdkafka properties, applied last (they override edgeflow's defaults).
     pub properties: BTreeMap<String, String>,
 }
@@ -61,6 +63,7 @@ impl Default for KafkaConfig {
             topic: "access-logs".into(),
             client_id: "edgeflow".into(),
             start: StartPosition::Earliest,
+            resend_horizon_secs: dataflows::ingest::DEFAULT_RESEND_HORIZON_SECS,
             properties: BTreeMap::new(),
         }
     }
@@ -97,11 +100,13 @@ pub struct SinkConfig {
     /// First and longest wait between retries when MySQL fails.
     pub retry_initial_ms: u64,
     pub retry_max_ms: u64,
+    /// Back-pressure: most event time a worker reads ahead of the committed frontier.
+    pub max_uncommitted_secs: u64,
 }
 
 impl Default for SinkConfig {
     fn default() -> Self {
-        SinkConfig { rows_per_statement: 500, min_commit_interval_ms: 200, retry_initial_ms: 100, retry_max_ms: 10_000 }
+        SinkConfig { rows_per_statement: 500, min_commit_interval_ms: 200, retry_initial_ms: 100, retry_max_ms: 10_000, max_uncommitted_secs: 600 }
     }
 }
 

@@ -1,20 +1,25 @@
 //! `edgeflow run`: builds the timely cluster, one dataflow per worker: source → pipeline →
 //! sink, and runs it until the input is finished (files, `--exit-at-end`) or forever.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
+use dataflows::alert::AlertStage;
 use dataflows::ingest::Ingest;
 use dataflows::{output, pipeline};
 use dataflows::window::{PartitionClock, Time};
+use timely::dataflow::operators::probe::Handle as ProbeHandle;
+use timely::dataflow::operators::Probe;
 use tracing::{error, info};
 
 use crate::config::Settings;
 use crate::sink::{self, SinkSettings};
 use crate::source::file::{FileReader, FILE_PARTITION};
-use crate::source::kafka::{partition_count, partitions_for, KafkaReader, KafkaSourceError};
-use crate::source::{ingest_source, ReadStatus, Reader};
+use crate::source::kafka::{check_retention, partition_count, partitions_for, KafkaReader, KafkaSourceError};
+use crate::source::{ingest_source, ReadStatus, Reader, STOP};
 use crate::telemetry::METRICS;
 
 /// Where the job reads.
@@ -86,6 +91,8 @@ pub struct RunOptions {
     pub cluster: Cluster,
     /// Kafka only: finish once every partition has reached the end of its log.
     pub exit_at_end: bool,
+    /// Kafka only: continue when retention deleted messages the replay needs.
+    pub accept_data_loss: bool,
 }
 
 /// What a finished run did (this process only).
@@ -140,25 +147,51 @@ pub fn run(settings: Settings, options: RunOptions) -> anyhow::Result<RunSummary
         }
         SourceSpec::File(path) => (1, format!("file:{}", path.display())),
     };
+    // Only Kafka can be replayed by offset; a file is read whole every time.
+    let replayable = options.source == SourceSpec::Kafka;
+    // Commits come from worker 0, in process 0: only that process takes a new generation.
+    let writes = options.cluster.process == 0;
+    let resume = runtime
+        .block_on(sink::checkpoint::take_over(&settings.mysql.url, &source_name, writes, replayable))
+        .context("reading the checkpoints")?;
+    let mut replay_from: BTreeMap<i32, i64> =
+        resume.partitions.iter().filter_map(|(&p, c)| c.replay.offset.map(|o| (p, o))).collect();
+    if replayable && !replay_from.is_empty() {
+        check_retention(&settings.kafka, &mut replay_from, options.accept_data_loss).context("checking the checkpoints against retention")?;
+    }
+    install_stop_signals();
     let timely_config = options.cluster.timely_config()?;
     let sink_settings = SinkSettings {
         mysql_url: settings.mysql.url.clone(),
         source_name,
         config: settings.sink.clone(),
         policy: settings.window,
+        notify: settings.notify.clone(),
+        generation: resume.generation,
     };
     let guards = timely::execute(timely_config, move |worker| -> Result<(), String> {
         let index = worker.index();
         let peers = worker.peers();
-        let mut ingest = Ingest::new(settings.decoder(), settings.window);
+        let mut ingest = Ingest::new(settings.decoder(), settings.window).with_resend_horizon(settings.kafka.resend_horizon_secs);
         let mut failure = None;
         let reader = match &options.source {
             SourceSpec::Kafka => {
-                let mine = partitions_for(index, peers, partitions);
-                for &partition in &mine {
-                    ingest.add_partition(partition, PartitionClock::default());
+                let mut starts = Vec::new();
+                for partition in partitions_for(index, peers, partitions) {
+                    match resume.partitions.get(&partition) {
+                        Some(checkpoint) => {
+                            let mut point = checkpoint.replay.clone();
+                            point.offset = replay_from.get(&partition).copied().or(point.offset);
+                            ingest.resume_partition(partition, &point);
+                            starts.push((partition, point.offset));
+                        }
+                        None => {
+                            ingest.add_partition(partition, PartitionClock::default());
+                            starts.push((partition, None));
+                        }
+                    }
                 }
-                match KafkaReader::new(&settings.kafka, mine, options.exit_at_end) {
+                match KafkaReader::new(&settings.kafka, &starts, options.exit_at_end) {
                     Ok(reader) => AnyReader::Kafka(reader),
                     Err(err) => {
                         failure = Some(format!("worker {index}: {err}"));
@@ -183,11 +216,16 @@ pub fn run(settings: Settings, options: RunOptions) -> anyhow::Result<RunSummary
             error!(worker = index, error = %failure, "source failed to start");
         }
         let sink_settings = sink_settings.clone();
+        let alerts = AlertStage::restore(settings.alerts, resume.alerts_next_minute, resume.detectors.clone());
+        let committed_upto = resume.committed_upto;
+        let max_uncommitted = settings.sink.max_uncommitted_secs;
         worker.dataflow::<Time, _, _>(move |scope| {
-            let ingested = ingest_source(scope, "Source", reader, ingest);
+            let committed = ProbeHandle::new();
+            let ingested = ingest_source(scope, "Source", reader, ingest, committed.clone(), max_uncommitted);
             let outputs = pipeline::build(ingested);
-            let batches = output::close_epochs(outputs, sink_settings.policy);
-            sink::write_to_mysql(batches, sink_settings);
+            let batches = output::close_epochs(outputs, sink_settings.policy, committed_upto);
+            let batches = output::detect_alerts(batches, alerts, sink_settings.policy);
+            sink::write_to_mysql(batches, sink_settings).probe_with(&committed);
         });
         while worker.step_or_park(Some(Duration::from_millis(100))) {}
         failure.map_or(Ok(()), Err)
@@ -221,6 +259,26 @@ pub fn run(settings: Settings, options: RunOptions) -> anyhow::Result<RunSummary
         "job finished"
     );
     Ok(summary)
+}
+
+/// SIGTERM and SIGINT set `source::STOP`: the job finishes the epochs read so far, commits
+/// them with their checkpoints and exits 0.
+fn install_stop_signals() {
+    let spawned = std::thread::Builder::new().name("signals".into()).spawn(|| {
+        let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+        runtime.block_on(async {
+            use tokio::signal::unix::{signal, SignalKind};
+            let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else { return };
+            tokio::select! {
+                _ = term.recv() => info!("SIGTERM: finishing the current epochs, then exiting"),
+                _ = int.recv() => info!("SIGINT: finishing the current epochs, then exiting"),
+            }
+            STOP.store(true, Ordering::Relaxed);
+        });
+    });
+    if let Err(err) = spawned {
+        error!(error = %err, "cannot watch for SIGTERM; the job stops only when killed");
+    }
 }
 
 /// The URL without its password, for messages.

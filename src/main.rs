@@ -48,6 +48,10 @@ enum Command {
         /// Kafka: stop once every partition has reached the end of its log.
         #[arg(long)]
         exit_at_end: bool,
+        /// Kafka: when retention has deleted messages a checkpoint needs replayed, continue
+        /// from the oldest retained offset instead of refusing to start (the loss is logged).
+        #[arg(long)]
+        accept_data_loss: bool,
         #[arg(long, action = clap::ArgAction::Help)]
         help: Option<bool>,
     },
@@ -150,10 +154,10 @@ fn load(config: &PathBuf) -> anyhow::Result<Settings> {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Run { config, source, workers, processes, process, hostfile, exit_at_end, help: _ } => {
+        Command::Run { config, source, workers, processes, process, hostfile, exit_at_end, accept_data_loss, help: _ } => {
             let settings = load(&config)?;
             let cluster = Cluster { workers, processes, process, hostfile };
-            job::run(settings, RunOptions { source, cluster, exit_at_end })?;
+            job::run(settings, RunOptions { source, cluster, exit_at_end, accept_data_loss })?;
             Ok(())
         }
         Command::Gen {

@@ -34,6 +34,10 @@ pub struct Metrics {
     pub commit_retries: Counter,
     pub commit_latency_ms_sum: Counter,
     pub rows_written: Counter,
+    /// Filebeat events dropped as re-sends.
+    pub resends: Counter,
+    /// Source activations that waited for commits to catch up.
+    pub backpressure_waits: Counter,
 }
 
 pub static METRICS: Metrics = Metrics {
@@ -44,6 +48,8 @@ pub static METRICS: Metrics = Metrics {
     commit_retries: Counter::new(),
     commit_latency_ms_sum: Counter::new(),
     rows_written: Counter::new(),
+    resends: Counter::new(),
+    backpressure_waits: Counter::new(),
 };
 
 impl Metrics {
@@ -67,6 +73,8 @@ impl Metrics {
         counter("edgeflow_commit_retries_total", "failed MySQL commit attempts", self.commit_retries.get());
         counter("edgeflow_commit_latency_ms_total", "time spent committing, in ms", self.commit_latency_ms_sum.get());
         counter("edgeflow_rows_written_total", "rows upserted, deleted or inserted", self.rows_written.get());
+        counter("edgeflow_resends_total", "Filebeat events dropped as re-sends", self.resends.get());
+        counter("edgeflow_backpressure_waits_total", "source activations waiting for commits", self.backpressure_waits.get());
         let _ = writeln!(out, "# HELP edgeflow_rejects_total rejected messages by reason\n# TYPE edgeflow_rejects_total counter");
         for (reason, count) in RejectReason::ALL.iter().zip(self.rejected.iter()) {
             let _ = writeln!(out, "edgeflow_rejects_total{{reason=\"{}\"}} {}", reason.as_str(), count.get());
@@ -96,6 +104,8 @@ mod tests {
             commit_retries: Counter::new(),
             commit_latency_ms_sum: Counter::new(),
             rows_written: Counter::new(),
+            resends: Counter::new(),
+            backpressure_waits: Counter::new(),
         };
         metrics.reject(RejectReason::TooLate, 3);
         let text = metrics.render_prometheus();

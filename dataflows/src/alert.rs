@@ -43,7 +43,7 @@
 //! neither extends nor breaks a streak. So one incident opens once and resolves once, and a
 //! blip shorter than `open_after_minutes` opens nothing.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
@@ -215,6 +215,12 @@ pub struct AlertEvent {
 }
 
 impl AlertEvent {
+    #[cfg(test)]
+    fn with_domain(mut self, domain: &str) -> AlertEvent {
+        self.domain = domain.to_owned();
+        self
+    }
+
     pub fn transition(&self) -> Transition {
         if self.resolved_minute.is_some() { Transition::Resolved } else { Transition::Opened }
     }
@@ -502,6 +508,138 @@ impl AlertDetector {
     }
 }
 
+impl AlertDetector {
+    /// Like [`Self::feed_quiet_until`], but stops feeding once a quiet minute leaves the state
+    /// unchanged (history settled, no streak moving): every further quiet minute would be
+    /// the same, so the detector jumps to `minute_start`. Keeps a long gap (a silent night, a
+    /// jump in event time) at O(`baseline_minutes`) instead of O(gap).
+    pub fn skip_quiet_until(&mut self, minute_start: u64) -> Vec<AlertEvent> {
+        let mut events = Vec::new();
+        while let Some(next) = self.next_minute.filter(|&next| next < minute_start) {
+            let before = (self.request_history.clone(), self.hit_ratio_history.clone(), self.tracks.clone());
+            let fed = self.feed(&MinuteStats::quiet(next)).unwrap_or_default();
+            let settled = fed.is_empty()
+                && before.0 == self.request_history
+                && before.1 == self.hit_ratio_history
+                && before.2 == self.tracks;
+            events.extend(fed);
+            if settled {
+                self.next_minute = Some(minute_start);
+            }
+        }
+        events
+    }
+
+    /// True for a domain silent for a whole baseline with nothing open or pending: it can
+    /// judge nothing until traffic returns, so the stage may forget it. If it returns it
+    /// starts a new warm-up, as a new domain does.
+    pub fn is_dormant(&self) -> bool {
+        self.tracks.iter().all(|t| *t == Track::Idle)
+            && self.request_history.len() >= self.policy.baseline_minutes as usize
+            && self.request_history.iter().all(|&r| r == 0)
+    }
+}
+
+/// What the stage's detectors look like after a close: new or changed detectors, and
+/// `None` for forgotten ones. The sink persists this with the epoch so a restart resumes
+/// exactly where the committed epochs left the alerts.
+pub type DetectorChanges = crate::changes::Changes<String, AlertDetector>;
+
+/// Alerts for every domain: collects the minute series as epochs close and feeds each
+/// domain's detector every final minute, in order, quiet minutes included.
+///
+/// A minute is final once the frontier has passed its retirement (`minute end + allowed
+/// lateness`); the caller says which minutes are final with [`AlertStage::finalize`].
+/// Observations of minutes already judged are ignored: after a restart the replay shows
+/// them again, partially, and they were judged from their final values before the crash.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AlertStage {
+    policy: AlertPolicy,
+    detectors: BTreeMap<String, AlertDetector>,
+    /// Latest values of minutes not yet final, by minute, then domain.
+    pending: BTreeMap<u64, BTreeMap<String, MinuteStats>>,
+    /// Every minute before this one has been fed to every detector.
+    next_minute: Option<u64>,
+}
+
+impl AlertStage {
+    pub fn new(policy: AlertPolicy) -> AlertStage {
+        AlertStage { policy, ..Default::default() }
+    }
+
+    /// A stage resuming from persisted detectors and progress (see [`DetectorChanges`]).
+    pub fn restore(policy: AlertPolicy, next_minute: Option<u64>, detectors: impl IntoIterator<Item = AlertDetector>) -> AlertStage {
+        let detectors = detectors.into_iter().map(|d| (d.domain.clone(), d)).collect();
+        AlertStage { policy, detectors, pending: BTreeMap::new(), next_minute }
+    }
+
+    /// Every minute before this one has been judged.
+    pub fn next_minute(&self) -> Option<u64> {
+        self.next_minute
+    }
+
+    /// Number of domains with a detector.
+    pub fn domains(&self) -> usize {
+        self.detectors.len()
+    }
+
+    /// Records the current value of a minute row (`None`: the row vanished).
+    pub fn observe(&mut self, domain: &str, minute_start: u64, stats: Option<MinuteStats>) {
+        if self.next_minute.is_some_and(|next| minute_start < next) {
+            return;
+        }
+        let minute = self.pending.entry(minute_start).or_default();
+        match stats {
+            Some(stats) => {
+                minute.insert(domain.to_owned(), stats);
+            }
+            None => {
+                minute.remove(domain);
+            }
+        }
+    }
+
+    /// Judges every minute before `until` (a minute start): returns the events and the
+    /// detector changes. Minutes must be final; a later `until` than before is required for
+    /// anything to happen.
+    pub fn finalize(&mut self, until: u64) -> (Vec<AlertEvent>, DetectorChanges) {
+        let mut events = Vec::new();
+        let mut changes = DetectorChanges::default();
+        if self.next_minute.is_some_and(|next| until <= next) {
+            return (events, changes);
+        }
+        let later = self.pending.split_off(&until);
+        let rows = std::mem::replace(&mut self.pending, later);
+        for (minute_start, domains) in rows {
+            for (domain, stats) in domains {
+                let policy = self.policy;
+                let detector = self.detectors.entry(domain).or_insert_with_key(|domain| AlertDetector::new(domain.clone(), policy));
+                events.extend(detector.skip_quiet_until(minute_start));
+                // In order by construction: the detector is at `minute_start` or new.
+                match detector.feed(&stats) {
+                    Ok(fed) => events.extend(fed),
+                    Err(err) => debug_assert!(false, "alert stage fed out of order: {err}"),
+                }
+            }
+        }
+        let mut dormant = Vec::new();
+        for (domain, detector) in &mut self.detectors {
+            events.extend(detector.skip_quiet_until(until));
+            if detector.is_dormant() {
+                dormant.push(domain.clone());
+            } else {
+                changes.0.insert(domain.clone(), Some(detector.clone()));
+            }
+        }
+        for domain in dormant {
+            self.detectors.remove(&domain);
+            changes.0.insert(domain, None);
+        }
+        self.next_minute = Some(until);
+        (events, changes)
+    }
+}
+
 /// Opens a pending streak that has reached `open_after` minutes; leaves it pending otherwise.
 fn open_if_due(domain: &str, kind: AlertKind, streak: Track, open_after: u32) -> (Track, Option<AlertEvent>) {
     match streak {
@@ -628,6 +766,72 @@ mod tests {
     /// Minutes 0..total at 1000 req/min, with `shape` applied to the minutes it returns Some for.
     fn series(total: u64, shape: impl Fn(u64, MinuteStats) -> Option<MinuteStats>) -> Vec<MinuteStats> {
         (0..total).map(|i| shape(i, normal(i, 1000)).unwrap_or_else(|| normal(i, 1000))).collect()
+    }
+
+    /// Feeds `rows` (domain, minute index, stats) to a stage minute by minute; every minute
+    /// up to `until` is final after its own row. Returns the events.
+    fn stage_run(stage: &mut AlertStage, rows: &[(&str, MinuteStats)], until: u64) -> Vec<AlertEvent> {
+        let mut events = Vec::new();
+        let mut minutes: Vec<u64> = rows.iter().map(|(_, m)| m.minute_start).collect();
+        minutes.dedup();
+        for m in minutes.into_iter().chain([minute(until)]) {
+            for (domain, stats) in rows.iter().filter(|(_, s)| s.minute_start == m) {
+                stage.observe(domain, m, Some(*stats));
+            }
+            events.extend(stage.finalize(m).0);
+        }
+        events
+    }
+
+    #[test]
+    fn the_stage_judges_each_domain_like_its_own_detector_quiet_minutes_included() {
+        // shop: an outage at 40..43; blog: steady, then silent from minute 50 (a total outage
+        // has no rows at all: the stage must feed quiet minutes itself).
+        let shop = series(60, |i, m| (40..43).contains(&i).then(|| normal(i, 100)).or(Some(m)));
+        let blog: Vec<MinuteStats> = (0..50).map(|i| normal(i, 1000)).collect();
+        let mut rows: Vec<(&str, MinuteStats)> = shop.iter().map(|m| ("shop", *m)).chain(blog.iter().map(|m| ("blog", *m))).collect();
+        rows.sort_by_key(|(d, m)| (m.minute_start, *d));
+        let mut stage = AlertStage::new(AlertPolicy::default());
+        let events = stage_run(&mut stage, &rows, 60);
+        let expected_shop = run(AlertPolicy::default(), &shop).into_iter().map(|(_, e)| e.with_domain("shop"));
+        let blog_fed: Vec<MinuteStats> = (0..60).map(|i| if i < 50 { normal(i, 1000) } else { MinuteStats::quiet(minute(i)) }).collect();
+        let expected_blog = run(AlertPolicy::default(), &blog_fed).into_iter().map(|(_, e)| e.with_domain("blog"));
+        let mut expected: Vec<AlertEvent> = expected_shop.chain(expected_blog).collect();
+        let mut got = events.clone();
+        let key = |e: &AlertEvent| (e.domain.clone(), e.opened_minute, e.resolved_minute);
+        expected.sort_by_key(key);
+        got.sort_by_key(key);
+        assert_eq!(got, expected);
+        assert!(got.iter().any(|e| e.domain == "blog" && e.kind == AlertKind::TrafficCollapse), "{got:?}");
+    }
+
+    #[test]
+    fn a_restored_stage_continues_exactly_and_ignores_replayed_minutes() {
+        let shop = series(70, |i, m| (40..43).contains(&i).then(|| normal(i, 100)).or(Some(m)));
+        let rows: Vec<(&str, MinuteStats)> = shop.iter().map(|m| ("shop", *m)).collect();
+        let mut whole = AlertStage::new(AlertPolicy::default());
+        let all = stage_run(&mut whole, &rows, 70);
+
+        let mut first = AlertStage::new(AlertPolicy::default());
+        let mut events = stage_run(&mut first, &rows[..41], 41);
+        let (next, detectors) = (first.next_minute(), first.detectors.values().cloned().collect::<Vec<_>>());
+        let mut resumed = AlertStage::restore(AlertPolicy::default(), next, detectors);
+        // The replay shows minutes before the restart again, partially: they are ignored.
+        resumed.observe("shop", minute(39), Some(normal(39, 5)));
+        events.extend(stage_run(&mut resumed, &rows[41..], 70));
+        assert_eq!(events, all);
+    }
+
+    #[test]
+    fn silent_domains_are_forgotten_and_long_gaps_are_cheap() {
+        let mut stage = AlertStage::new(AlertPolicy::default());
+        stage.observe("gone", minute(0), Some(normal(0, 5)));
+        stage.finalize(minute(1));
+        assert_eq!(stage.domains(), 1);
+        // A jump of a year: the detector settles within a baseline and is dropped.
+        let (_, changes) = stage.finalize(minute(60 * 24 * 365));
+        assert_eq!(stage.domains(), 0);
+        assert_eq!(changes.deletes().count(), 1);
     }
 
     #[test]

@@ -10,10 +10,12 @@
 //! | `combine.rs`    | the per-worker local combine before the exchange; domain interning     |
 //! | `aggregate.rs`  | aggregates: difference types, and the reduce functions (top-k, percentiles) |
 //! | `alert.rs`      | traffic alerts per domain from the closed minute series                  |
+//! | `dedup.rs`      | Filebeat re-sends recognised by origin within a horizon                 |
 //! | `ingest.rs`     | a worker's front: parse → clean → stamp → key → combine, and rejects    |
+//! | `progress.rs`   | per-partition replay points for exactly-once restarts                   |
 //! | `pipeline.rs`   | `build`: the dataflow after the sources, one function per stage         |
 //! | `changes.rs`    | differential updates → absolute values per closed epoch                 |
-//! | `output.rs`     | `close_epochs`: one batch of table changes per closed epoch, on worker 0 |
+//! | `output.rs`     | `close_epochs`: one batch of table changes per closed epoch, on worker 0; alerts |
 
 pub mod record;
 pub mod parse;
@@ -22,7 +24,9 @@ pub mod window;
 pub mod key;
 pub mod combine;
 pub mod aggregate;
+pub mod dedup;
 pub mod ingest;
+pub mod progress;
 pub mod pipeline;
 pub mod changes;
 pub mod output;

@@ -7,6 +7,8 @@
 //! of the epochs before `t`; the last batch has `upto = None`. Sinks only write what they
 //! receive, so this is where tests observe the pipeline without a database.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Exchange;
@@ -15,17 +17,38 @@ use timely::dataflow::operators::{Concat, Operator};
 use timely::dataflow::StreamVec;
 
 use crate::aggregate::{ClientSummary, LatencySummary, RankedClient, Traffic};
+use crate::alert::{AlertEvent, AlertStage, DetectorChanges, MinuteStats};
 use crate::changes::{Changes, Latest, Materializer, Sum};
+use crate::progress::{PartitionProgress, ReplayPoint};
 use crate::ingest::RejectRow;
 use crate::key::{DomainWindow, Windowed};
 use crate::pipeline::Outputs;
-use crate::window::{Time, Window, WindowPolicy};
+use crate::window::{Time, Window, WindowKind, WindowPolicy};
+
+/// Where each partition's replay starts if the job restarts after a batch commits.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Checkpoint {
+    /// Every epoch before this one is committed with the batch.
+    pub committed_upto: Time,
+    pub partitions: BTreeMap<i32, PartitionCheckpoint>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PartitionCheckpoint {
+    /// The next offset the partition's reader had reached; `None`: nothing read yet.
+    pub resume_offset: Option<i64>,
+    pub replay: ReplayPoint,
+}
 
 /// The table changes of one or more closed epochs.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct OutputBatch {
     /// Every epoch before this time is complete and included; `None`: the input is complete.
     pub upto: Option<Time>,
+    /// Epochs committed before a restart, rebuilt by the replay: not to be written again.
+    pub replayed: bool,
+    /// The partitions' replay points as of `upto`; `None` for replayed batches.
+    pub checkpoint: Option<Checkpoint>,
     pub traffic: Changes<DomainWindow, Traffic>,
     pub status: Changes<(DomainWindow, u16), i64>,
     pub clients: Changes<DomainWindow, ClientSummary>,
@@ -33,6 +56,12 @@ pub struct OutputBatch {
     pub peaks: Changes<DomainWindow, u64>,
     pub abusers: Changes<Window, Vec<RankedClient>>,
     pub rejects: Vec<(RejectRow, Time)>,
+    /// Alerts opened or resolved by the minutes these epochs made final, in order.
+    pub alerts: Vec<AlertEvent>,
+    /// The alert detectors those minutes changed (`None`: forgotten).
+    pub detectors: DetectorChanges,
+    /// Every minute before this one has been judged for alerts.
+    pub alerts_next_minute: Option<u64>,
 }
 
 impl OutputBatch {
@@ -45,11 +74,16 @@ impl OutputBatch {
             + self.peaks.len()
             + self.abusers.len()
             + self.rejects.len()
+            + self.alerts.len()
     }
 
     /// Folds a later batch into this one.
     pub fn merge(&mut self, later: OutputBatch) {
+        debug_assert!(self.replayed == later.replayed, "replayed batches are never merged with new ones");
         self.upto = later.upto;
+        if later.checkpoint.is_some() {
+            self.checkpoint = later.checkpoint;
+        }
         self.traffic.merge(later.traffic);
         self.status.merge(later.status);
         self.clients.merge(later.clients);
@@ -57,6 +91,9 @@ impl OutputBatch {
         self.peaks.merge(later.peaks);
         self.abusers.merge(later.abusers);
         self.rejects.extend(later.rejects);
+        self.alerts.extend(later.alerts);
+        self.detectors.merge(later.detectors);
+        self.alerts_next_minute = later.alerts_next_minute.or(self.alerts_next_minute);
     }
 }
 
@@ -70,10 +107,99 @@ enum Update {
     Peak(DomainWindow, Time, (u64, i64)),
     Abusers(Window, Time, (Vec<RankedClient>, i64)),
     Reject(RejectRow, Time),
+    Progress(i32, PartitionProgress),
 }
 
-/// Closes epochs on worker 0 and emits their changes.
-pub fn close_epochs<'s>(outputs: Outputs<'s>, policy: WindowPolicy) -> StreamVec<'s, Time, OutputBatch> {
+type Retire<K> = Box<dyn Fn(&K) -> Time>;
+
+/// The closing worker's state: absolute values of live keys, rejects and partition progress
+/// waiting for their epochs to close.
+struct EpochCloser {
+    traffic: Materializer<DomainWindow, Sum<Traffic>, Retire<DomainWindow>>,
+    status: Materializer<(DomainWindow, u16), Sum<i64>, Retire<(DomainWindow, u16)>>,
+    clients: Materializer<DomainWindow, Latest<ClientSummary>, Retire<DomainWindow>>,
+    latency: Materializer<DomainWindow, Latest<LatencySummary>, Retire<DomainWindow>>,
+    peaks: Materializer<DomainWindow, Latest<u64>, Retire<DomainWindow>>,
+    abusers: Materializer<Window, Latest<Vec<RankedClient>>, Retire<Window>>,
+    rejects: BTreeMap<Time, Vec<RejectRow>>,
+    /// The latest progress of every partition (one worker reads a partition, so they
+    /// arrive in order).
+    progress: BTreeMap<i32, PartitionProgress>,
+}
+
+fn retire_by<K: Windowed + ?Sized>(policy: WindowPolicy) -> Retire<K> {
+    Box::new(move |key: &K| policy.retire_time(key.window()))
+}
+
+impl EpochCloser {
+    fn new(policy: WindowPolicy) -> EpochCloser {
+        EpochCloser {
+            traffic: Materializer::new(retire_by(policy)),
+            status: Materializer::new(retire_by(policy)),
+            clients: Materializer::new(retire_by(policy)),
+            latency: Materializer::new(retire_by(policy)),
+            peaks: Materializer::new(retire_by(policy)),
+            abusers: Materializer::new(retire_by(policy)),
+            rejects: BTreeMap::new(),
+            progress: BTreeMap::new(),
+        }
+    }
+
+    fn push(&mut self, update: Update) {
+        match update {
+            Update::Traffic(k, t, r) => self.traffic.push(k, t, r),
+            Update::Status(k, t, r) => self.status.push(k, t, r),
+            Update::Clients(k, t, d) => self.clients.push(k, t, d),
+            Update::Latency(k, t, d) => self.latency.push(k, t, d),
+            Update::Peak(k, t, d) => self.peaks.push(k, t, d),
+            Update::Abusers(k, t, d) => self.abusers.push(k, t, d),
+            Update::Reject(row, t) => self.rejects.entry(t).or_default().push(row),
+            Update::Progress(partition, progress) => {
+                self.progress.insert(partition, progress);
+            }
+        }
+    }
+
+    /// The changes of every epoch before `until` (`None`: all), with the checkpoint that
+    /// commits them unless they were `replayed`.
+    fn close(&mut self, until: Option<Time>, replayed: bool) -> OutputBatch {
+        let still_open = match until {
+            Some(f) => self.rejects.split_off(&f),
+            None => Default::default(),
+        };
+        let closed_rejects = std::mem::replace(&mut self.rejects, still_open);
+        // Drained input: restart where the sources' watermarks stood, which is where the
+        // frontier would be had they kept running (epochs after it are simply rewritten).
+        let committed = until.or_else(|| self.progress.values().map(|p| p.clock().watermark).min());
+        let checkpoint = committed.filter(|_| !replayed).map(|committed| Checkpoint {
+            committed_upto: committed,
+            partitions: self
+                .progress
+                .iter()
+                .map(|(&p, progress)| (p, PartitionCheckpoint { resume_offset: progress.next_offset(), replay: progress.replay_point(committed) }))
+                .collect(),
+        });
+        OutputBatch {
+            upto: until,
+            replayed,
+            traffic: self.traffic.close(until),
+            status: self.status.close(until),
+            clients: self.clients.close(until),
+            latency: self.latency.close(until),
+            peaks: self.peaks.close(until),
+            abusers: self.abusers.close(until),
+            rejects: closed_rejects.into_iter().flat_map(|(t, rows)| rows.into_iter().map(move |r| (r, t))).collect(),
+            checkpoint,
+            ..Default::default()
+        }
+    }
+}
+
+/// Closes epochs on worker 0 and emits their changes. After a restart, `resume` is the
+/// committed frontier: the epochs before it come out as `replayed` batches (they rebuild
+/// state; the sink writes nothing for them), the first of them closing exactly there.
+pub fn close_epochs<'s>(outputs: Outputs<'s>, policy: WindowPolicy, resume: Option<Time>) -> StreamVec<'s, Time, OutputBatch> {
+    let is_writer = outputs.rejects.scope().index() == 0;
     let updates = outputs
         .traffic
         .inner
@@ -83,33 +209,20 @@ pub fn close_epochs<'s>(outputs: Outputs<'s>, policy: WindowPolicy) -> StreamVec
         .concat(outputs.latency.inner.map(|((k, v), t, r)| Update::Latency(k, t, (v, r as i64))))
         .concat(outputs.peaks.inner.map(|((k, v), t, r)| Update::Peak(k, t, (v, r as i64))))
         .concat(outputs.abusers.inner.map(|((k, v), t, r)| Update::Abusers(k, t, (v, r as i64))))
-        .concat(outputs.rejects.map(|(row, t)| Update::Reject(row, t)));
+        .concat(outputs.rejects.map(|(row, t)| Update::Reject(row, t)))
+        .concat(outputs.progress.map(|(p, progress)| Update::Progress(p, progress)));
 
     updates.unary_frontier::<CapacityContainerBuilder<Vec<OutputBatch>>, _, _, _>(
         Exchange::new(|_: &Update| 0),
         "CloseEpochs",
         move |capability, _info| {
-            let retire = move |key: &dyn Windowed| policy.retire_time(key.window());
             let mut capability = Some(capability);
-            let mut traffic = Materializer::<_, Sum<Traffic>, _>::new(move |k: &DomainWindow| retire(k));
-            let mut status = Materializer::<_, Sum<i64>, _>::new(move |k: &(DomainWindow, u16)| retire(k));
-            let mut clients = Materializer::<_, Latest<ClientSummary>, _>::new(move |k: &DomainWindow| retire(k));
-            let mut latency = Materializer::<_, Latest<LatencySummary>, _>::new(move |k: &DomainWindow| retire(k));
-            let mut peaks = Materializer::<_, Latest<u64>, _>::new(move |k: &DomainWindow| retire(k));
-            let mut abusers = Materializer::<_, Latest<Vec<RankedClient>>, _>::new(move |k: &Window| retire(k));
-            let mut rejects: std::collections::BTreeMap<Time, Vec<RejectRow>> = Default::default();
+            let mut closer = EpochCloser::new(policy);
+            let mut resume = resume;
             move |(input, frontier), output| {
                 input.for_each(|_cap, data| {
                     for update in data.drain(..) {
-                        match update {
-                            Update::Traffic(k, t, r) => traffic.push(k, t, r),
-                            Update::Status(k, t, r) => status.push(k, t, r),
-                            Update::Clients(k, t, d) => clients.push(k, t, d),
-                            Update::Latency(k, t, d) => latency.push(k, t, d),
-                            Update::Peak(k, t, d) => peaks.push(k, t, d),
-                            Update::Abusers(k, t, d) => abusers.push(k, t, d),
-                            Update::Reject(row, t) => rejects.entry(t).or_default().push(row),
-                        }
+                        closer.push(update);
                     }
                 });
                 let Some(cap) = capability.as_mut() else { return };
@@ -117,23 +230,25 @@ pub fn close_epochs<'s>(outputs: Outputs<'s>, policy: WindowPolicy) -> StreamVec
                 if upto.is_some_and(|f| f <= *cap.time()) {
                     return;
                 }
-                let still_open = match upto {
-                    Some(f) => rejects.split_off(&f),
-                    None => Default::default(),
-                };
-                let closed_rejects = std::mem::replace(&mut rejects, still_open);
-                let batch = OutputBatch {
-                    upto,
-                    traffic: traffic.close(upto),
-                    status: status.close(upto),
-                    clients: clients.close(upto),
-                    latency: latency.close(upto),
-                    peaks: peaks.close(upto),
-                    abusers: abusers.close(upto),
-                    rejects: closed_rejects.into_iter().flat_map(|(t, rows)| rows.into_iter().map(move |r| (r, t))).collect(),
-                };
-                if batch.rows() > 0 || upto.is_none() {
-                    output.session(&*cap).give(batch);
+                let mut closes = Vec::with_capacity(2);
+                match resume {
+                    Some(committed) if upto.is_some_and(|f| f <= committed) => closes.push((upto, true)),
+                    Some(committed) => {
+                        if committed > *cap.time() {
+                            closes.push((Some(committed), true));
+                        }
+                        closes.push((upto, false));
+                        resume = None;
+                    }
+                    None => closes.push((upto, false)),
+                }
+                for (until, replayed) in closes {
+                    let batch = closer.close(until, replayed);
+                    // Sent even when empty: the frontier alone makes minutes final for the
+                    // alerts, and moves the checkpoints on.
+                    if is_writer || batch.rows() > 0 {
+                        output.session(&*cap).give(batch);
+                    }
                 }
                 match upto {
                     Some(f) => cap.downgrade(&f),
@@ -142,4 +257,43 @@ pub fn close_epochs<'s>(outputs: Outputs<'s>, policy: WindowPolicy) -> StreamVec
             }
         },
     )
+}
+
+/// Feeds the minute series of each closed batch to the alert stage (worker 0, after
+/// `close_epochs`) and adds the alerts and detector changes to the batch, so they commit in
+/// the same transaction as the epochs that caused them.
+pub fn detect_alerts<'s>(batches: StreamVec<'s, Time, OutputBatch>, mut stage: AlertStage, policy: WindowPolicy) -> StreamVec<'s, Time, OutputBatch> {
+    batches.map(move |mut batch| {
+        for (key, traffic) in &batch.traffic.0 {
+            if key.window.kind == WindowKind::Minute {
+                let start = key.window.start;
+                stage.observe(&key.domain, start, traffic.as_ref().map(|t| minute_stats(start, t)));
+            }
+        }
+        // A drained input (end of a file, SIGTERM) judges only the minutes final at the
+        // sources' watermarks, as a job that kept running would: a restart then continues
+        // exactly, and late records can still reach the rest.
+        let frontier = batch.upto.or(batch.checkpoint.as_ref().map(|c| c.committed_upto));
+        let until = frontier.map(|f| policy.first_open_minute(f));
+        if let Some(until) = until {
+            let (alerts, detectors) = stage.finalize(until);
+            batch.alerts = alerts;
+            batch.detectors = detectors;
+        }
+        batch.alerts_next_minute = stage.next_minute();
+        batch
+    })
+}
+
+/// What the alert detectors read from a minute row.
+pub fn minute_stats(minute_start: u64, traffic: &Traffic) -> MinuteStats {
+    let count = |n: i64| n.max(0) as u64;
+    let cache_known = traffic.cache_known() > 0;
+    MinuteStats {
+        minute_start,
+        requests: count(traffic.requests),
+        status_5xx: count(traffic.status_class[4]),
+        cache_hit: cache_known.then(|| count(traffic.cache[0])),
+        cache_miss: cache_known.then(|| count(traffic.cache[1])),
+    }
 }

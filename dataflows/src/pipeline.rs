@@ -11,7 +11,8 @@
 //!                    ├─ latency  ─► reduce: p50/p95/p99 ─────────► Outputs::latency
 //!                    ├─ seconds  ─► reduce: busiest second ──────► Outputs::peaks
 //!                    ├─ abusers  ─► reduce: top 20 per minute ────► Outputs::abusers
-//!                    └─ rejects ─────────────────────────────────► Outputs::rejects
+//!                    ├─ rejects ─────────────────────────────────► Outputs::rejects
+//!                    └─ progress (replay points per partition) ──► Outputs::progress
 //! ```
 //! Every collection exchanges by key inside its differential operator; the retractions the
 //! combiner scheduled at each window's retirement keep every arrangement bounded by the live
@@ -32,6 +33,7 @@ use crate::aggregate::{
 };
 use crate::ingest::{Ingested, RejectRow};
 use crate::key::DomainWindow;
+use crate::progress::PartitionProgress;
 use crate::window::{Time, Window};
 
 /// The collections and streams the sink writes.
@@ -50,6 +52,8 @@ pub struct Outputs<'scope> {
     pub abusers: VecCollection<'scope, Time, (Window, Vec<RankedClient>), isize>,
     /// Rejected messages with the epoch they belong to.
     pub rejects: StreamVec<'scope, Time, (RejectRow, Time)>,
+    /// Each partition's latest progress, for the checkpoints.
+    pub progress: StreamVec<'scope, Time, (i32, PartitionProgress)>,
 }
 
 /// Builds the stages after the sources.
@@ -58,7 +62,8 @@ pub fn build<'scope>(ingested: StreamVec<'scope, Time, Ingested>) -> Outputs<'sc
         .partition::<CapacityContainerBuilder<Vec<Ingested>>, _, _>(Ingested::OUTPUTS, |item| (item.output_index(), item))
         .into_iter();
     let mut next = || parts.next().expect("one stream per output");
-    let (traffic, status, clients, latency, seconds, abusers, rejects) = (next(), next(), next(), next(), next(), next(), next());
+    let (traffic, status, clients, latency, seconds, abusers, rejects, progress) =
+        (next(), next(), next(), next(), next(), next(), next(), next());
     Outputs {
         traffic: sum_traffic(traffic.flat_map(|i| match i {
             Ingested::Traffic(k, t, r) => Some((k, t, r)),
@@ -86,6 +91,10 @@ pub fn build<'scope>(ingested: StreamVec<'scope, Time, Ingested>) -> Outputs<'sc
         })),
         rejects: rejects.flat_map(|i| match i {
             Ingested::Reject(row, t) => Some((row, t)),
+            _ => None,
+        }),
+        progress: progress.flat_map(|i| match i {
+            Ingested::Progress(partition, progress) => Some((partition, progress)),
             _ => None,
         }),
     }

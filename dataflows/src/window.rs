@@ -137,6 +137,16 @@ impl WindowPolicy {
         t.div_ceil(self.tick_secs) * self.tick_secs
     }
 
+    /// The first minute that is not final at `frontier`: every minute before it has retired,
+    /// so no update can change it any more.
+    pub fn first_open_minute(&self, frontier: Time) -> u64 {
+        let retire_after_start = self.retire_time(&Window { kind: WindowKind::Minute, start: 0 });
+        match frontier.checked_sub(retire_after_start) {
+            Some(last_final) => (last_final / 60 + 1) * 60,
+            None => 0,
+        }
+    }
+
     /// True if the window still accepts contributions stamped at `time`.
     pub fn is_live(&self, window: &Window, time: Time) -> bool {
         time < self.retire_time(window)
@@ -264,6 +274,15 @@ mod tests {
         };
         assert_eq!(run(), run());
         assert_eq!(run(), vec![1000, 995, 1020, 1010, 1050, 1040, 1049, 1100, 1090]);
+    }
+
+    #[test]
+    fn minutes_are_final_once_retired() {
+        let p = policy();
+        // Minute 960 retires at 960 + 60 + 30 = 1050.
+        assert_eq!(p.first_open_minute(1049), 960);
+        assert_eq!(p.first_open_minute(1050), 1020);
+        assert_eq!(p.first_open_minute(10), 0);
     }
 
     #[test]

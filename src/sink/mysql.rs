@@ -6,9 +6,11 @@
 //! Row groups of one window (traffic, clients, latency, peak) change independently, so each
 //! is an upsert of its own columns; the table defaults fill the rest on a first insert.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use dataflows::aggregate::{ClientSummary, LatencySummary, RankedClient, Traffic};
+use dataflows::alert::AlertRow;
 use dataflows::changes::Changes;
 use dataflows::key::DomainWindow;
 use dataflows::output::OutputBatch;
@@ -24,10 +26,21 @@ use crate::telemetry::METRICS;
 pub struct MysqlWriter {
     runtime: tokio::runtime::Runtime,
     pool: Pool,
-    /// `kafka:<topic>` or `file:<path>`: the rejects table's source column.
+    /// `kafka:<topic>` or `file:<path>`: the rejects, job_state and checkpoints key.
     source: String,
     config: SinkConfig,
     policy: WindowPolicy,
+    /// This instance's generation: a commit finding another one in job_state is refused.
+    generation: u64,
+}
+
+/// Why a commit did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum CommitError {
+    #[error("mysql: {0}")]
+    Mysql(#[from] mysql_async::Error),
+    #[error("fenced: this instance is generation {mine} but job_state holds generation {current}; a newer instance owns {source_name}")]
+    Fenced { mine: u64, current: u64, source_name: String },
 }
 
 /// A column of a statement: its name and the SQL expression its parameter goes through.
@@ -37,21 +50,22 @@ const PARAM: &str = "?";
 const DATETIME: &str = "FROM_UNIXTIME(?)";
 
 impl MysqlWriter {
-    pub fn new(url: &str, source: String, config: SinkConfig, policy: WindowPolicy) -> Result<Self, SchemaError> {
+    pub fn new(url: &str, source: String, config: SinkConfig, policy: WindowPolicy, generation: u64) -> Result<Self, SchemaError> {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
-        let pool = Pool::new(connection_opts(url)?);
-        Ok(MysqlWriter { runtime, pool, source, config, policy })
+        let pool = runtime.block_on(async { connection_opts(url).map(Pool::new) })?;
+        Ok(MysqlWriter { runtime, pool, source, config, policy, generation })
     }
 
-    /// Commits `batch`, retrying until it succeeds.
-    pub fn commit(&self, batch: &OutputBatch) {
+    /// Commits `batch`, retrying MySQL failures until it succeeds; fails only when fenced.
+    pub fn commit(&self, batch: &OutputBatch) -> Result<(), CommitError> {
         let started = Instant::now();
         let mut delay = Duration::from_millis(self.config.retry_initial_ms);
         let mut attempt = 1u32;
         loop {
             match self.runtime.block_on(self.try_commit(batch)) {
                 Ok(()) => break,
-                Err(err) => {
+                Err(fenced @ CommitError::Fenced { .. }) => return Err(fenced),
+                Err(CommitError::Mysql(err)) => {
                     warn!(error = %err, attempt, retry_in_ms = delay.as_millis() as u64, rows = batch.rows(), "mysql commit failed; retrying");
                     METRICS.commit_retries.inc();
                     std::thread::sleep(delay);
@@ -64,10 +78,19 @@ impl MysqlWriter {
         METRICS.rows_written.add(batch.rows() as u64);
         METRICS.commit_latency_ms_sum.add(started.elapsed().as_millis() as u64);
         debug!(upto = ?batch.upto, rows = batch.rows(), ms = started.elapsed().as_millis() as u64, "epoch batch committed");
+        Ok(())
     }
 
-    async fn try_commit(&self, batch: &OutputBatch) -> Result<(), mysql_async::Error> {
+    async fn try_commit(&self, batch: &OutputBatch) -> Result<(), CommitError> {
         let mut tx = self.pool.start_transaction(TxOpts::default()).await?;
+        // Fencing: the row lock is held to the commit, so no newer instance can start in
+        // between and see a state this commit then changes.
+        let current: Option<u64> =
+            tx.exec_first("SELECT generation FROM job_state WHERE source = ? FOR UPDATE", (self.source.as_str(),)).await?;
+        if current != Some(self.generation) {
+            let current = current.unwrap_or(0);
+            return Err(CommitError::Fenced { mine: self.generation, current, source_name: self.source.clone() });
+        }
         // Traffic first: it creates the rows the other column groups update.
         self.write_traffic(&mut tx, &batch.traffic).await?;
         self.write_statuses(&mut tx, &batch.status).await?;
@@ -76,7 +99,75 @@ impl MysqlWriter {
         self.write_peaks(&mut tx, &batch.peaks).await?;
         self.write_abusers(&mut tx, &batch.abusers).await?;
         self.write_rejects(&mut tx, batch).await?;
-        tx.commit().await
+        self.write_alerts(&mut tx, batch).await?;
+        self.write_progress(&mut tx, batch).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn write_alerts(&self, tx: &mut Transaction<'_>, batch: &OutputBatch) -> Result<(), mysql_async::Error> {
+        // A merged batch may hold an alert's opening and its resolution: the last one wins.
+        let mut rows = BTreeMap::new();
+        for event in &batch.alerts {
+            let row = AlertRow::from_event(event);
+            rows.insert((row.domain.clone(), row.kind, row.opened_minute), row);
+        }
+        let keys = [Column("domain", PARAM), Column("kind", PARAM), Column("opened_minute", DATETIME)];
+        let columns = [Column("resolved_minute", DATETIME), Column("observed", PARAM), Column("baseline", PARAM), Column("detail", PARAM)];
+        let rows = rows
+            .into_values()
+            .map(|row| {
+                vec![
+                    Value::from(row.domain),
+                    Value::from(row.kind),
+                    Value::from(row.opened_minute),
+                    row.resolved_minute.map_or(Value::NULL, Value::from),
+                    Value::from(row.observed),
+                    Value::from(row.baseline),
+                    Value::from(row.detail),
+                ]
+            })
+            .collect();
+        self.upsert(tx, "alerts", &keys, &columns, rows).await?;
+
+        let keys = [Column("source", PARAM), Column("domain", PARAM)];
+        let source = || Value::from(self.source.as_str());
+        let upserts = batch
+            .detectors
+            .upserts()
+            .map(|(domain, detector)| vec![source(), Value::from(domain.as_str()), Value::from(serde_json::to_string(detector).unwrap_or_default())])
+            .collect();
+        self.upsert(tx, "alert_detectors", &keys, &[Column("state", PARAM)], upserts).await?;
+        let deletes = batch.detectors.deletes().map(|domain| vec![source(), Value::from(domain.as_str())]).collect();
+        self.delete(tx, "alert_detectors", &keys, deletes).await
+    }
+
+    /// The job's progress: the committed frontier, the alerts' progress and every
+    /// partition's replay point, in the transaction of the epochs they describe.
+    async fn write_progress(&self, tx: &mut Transaction<'_>, batch: &OutputBatch) -> Result<(), mysql_async::Error> {
+        let Some(checkpoint) = &batch.checkpoint else { return Ok(()) };
+        tx.exec_drop(
+            "UPDATE job_state SET committed_upto = ?, alerts_next_minute = COALESCE(?, alerts_next_minute) WHERE source = ?",
+            (checkpoint.committed_upto, batch.alerts_next_minute, self.source.as_str()),
+        )
+        .await?;
+        let keys = [Column("source", PARAM), Column("partition_id", PARAM)];
+        let columns = [Column("committed_upto", PARAM), Column("resume_offset", PARAM), Column("replay_from", PARAM), Column("replay_state", PARAM)];
+        let rows = checkpoint
+            .partitions
+            .iter()
+            .map(|(&partition, p)| {
+                vec![
+                    Value::from(self.source.as_str()),
+                    Value::from(partition),
+                    Value::from(checkpoint.committed_upto),
+                    p.resume_offset.map_or(Value::NULL, Value::from),
+                    p.replay.offset.map_or(Value::NULL, Value::from),
+                    Value::from(serde_json::to_string(&p.replay).unwrap_or_default()),
+                ]
+            })
+            .collect();
+        self.upsert(tx, "checkpoints", &keys, &columns, rows).await
     }
 
     /// Multi-row `INSERT … ON DUPLICATE KEY UPDATE` of `rows`, chunked.

@@ -150,6 +150,37 @@ Migration {
             PRIMARY KEY (domain, kind, opened_minute, event)
         ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
     ],
+},
+Migration {
+    version: 3,
+    name: "job generation, per-partition checkpoints, alert detector state",
+    statements: &[
+        "CREATE TABLE IF NOT EXISTS job_state (
+            source             VARCHAR(255)    NOT NULL COMMENT 'kafka:<topic> or file:<path>',
+            generation         BIGINT UNSIGNED NOT NULL COMMENT 'bumped by every start; a commit from an older generation is refused',
+            committed_upto     BIGINT UNSIGNED NULL COMMENT 'every epoch (event time, Unix s) before this is committed',
+            alerts_next_minute BIGINT UNSIGNED NULL COMMENT 'every minute (Unix s) before this has been judged for alerts',
+            started_at         TIMESTAMP(3)    NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
+            updated_at         TIMESTAMP(3)    NOT NULL DEFAULT CURRENT_TIMESTAMP(3) ON UPDATE CURRENT_TIMESTAMP(3),
+            PRIMARY KEY (source)
+        ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
+        "CREATE TABLE IF NOT EXISTS checkpoints (
+            source         VARCHAR(255)    NOT NULL,
+            partition_id   INT             NOT NULL,
+            committed_upto BIGINT UNSIGNED NOT NULL COMMENT 'job_state.committed_upto this row was written with',
+            resume_offset  BIGINT          NULL COMMENT 'next offset to read when the progress was taken; NULL: nothing read yet',
+            replay_from    BIGINT          NULL COMMENT 'smallest offset whose record still reaches an epoch at or after committed_upto; NULL: the beginning',
+            replay_state   TEXT            NOT NULL COMMENT 'JSON: watermark state at replay_from and idle advances after it',
+            updated_at     TIMESTAMP(3)    NOT NULL DEFAULT CURRENT_TIMESTAMP(3) ON UPDATE CURRENT_TIMESTAMP(3),
+            PRIMARY KEY (source, partition_id)
+        ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
+        "CREATE TABLE IF NOT EXISTS alert_detectors (
+            source  VARCHAR(255) NOT NULL,
+            domain  VARCHAR(253) NOT NULL,
+            state   MEDIUMTEXT   NOT NULL COMMENT 'JSON of dataflows::alert::AlertDetector as of job_state.alerts_next_minute',
+            PRIMARY KEY (source, domain)
+        ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
+    ],
 }];
 
 pub fn latest_version() -> u32 {
@@ -171,7 +202,9 @@ pub enum SchemaError {
 /// Connection options shared by every edgeflow connection: UTC session time zone.
 pub fn connection_opts(url: &str) -> Result<Opts, SchemaError> {
     let opts = Opts::from_url(url)?;
-    Ok(OptsBuilder::from_opts(opts).init(vec!["SET time_zone = '+00:00'"]).into())
+    // `setup` runs on every new connection and again after a pooled connection is reset
+    // (`init` would not), so every statement sees UTC.
+    Ok(OptsBuilder::from_opts(opts).setup(vec!["SET time_zone = '+00:00'"]).into())
 }
 
 async fn current_version(conn: &mut Conn) -> Result<u32, SchemaError> {

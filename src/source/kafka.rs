@@ -2,7 +2,7 @@
 //! group, no offset commits (progress is kept with the results). Messages are parsed in
 //! place from librdkafka's buffers.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use dataflows::ingest::Ingest;
@@ -10,7 +10,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 use super::{unix_now_secs, ReadStatus, Reader};
 use crate::config::{KafkaConfig, StartPosition};
@@ -24,6 +24,38 @@ pub enum KafkaSourceError {
     Client(#[from] KafkaError),
     #[error("topic {topic} not found on {brokers}")]
     NoTopic { topic: String, brokers: String },
+    #[error(
+        "partition {partition} must be replayed from offset {replay_from}, but retention has deleted everything before {low}: \
+         {lost} messages are lost. Restart with --accept-data-loss to continue from {low} anyway"
+    )]
+    RetentionLoss { partition: i32, replay_from: i64, low: i64, lost: i64 },
+    #[error(
+        "partition {partition}'s checkpoint is at offset {replay_from}, past the end of the log ({high}): \
+         the topic was recreated or truncated; clear the checkpoints (table checkpoints) to start over"
+    )]
+    AheadOfLog { partition: i32, replay_from: i64, high: i64 },
+}
+
+/// Checks every replay offset against what the brokers still retain. A replay offset below
+/// a partition's low watermark is an error unless `accept_loss`, in which case it moves up
+/// to the low watermark (loudly); one past the end of the log is always an error.
+pub fn check_retention(kafka: &KafkaConfig, replay_from: &mut BTreeMap<i32, i64>, accept_loss: bool) -> Result<(), KafkaSourceError> {
+    let consumer: BaseConsumer = client_config(kafka, Role::Admin).create()?;
+    for (&partition, offset) in replay_from.iter_mut() {
+        let (low, high) = consumer.fetch_watermarks(&kafka.topic, partition, METADATA_TIMEOUT)?;
+        if *offset > high {
+            return Err(KafkaSourceError::AheadOfLog { partition, replay_from: *offset, high });
+        }
+        if *offset < low {
+            let lost = low - *offset;
+            if !accept_loss {
+                return Err(KafkaSourceError::RetentionLoss { partition, replay_from: *offset, low, lost });
+            }
+            error!(partition, replay_from = *offset, low, lost, "retention deleted messages the replay needed; continuing from the low watermark as --accept-data-loss asks");
+            *offset = low;
+        }
+    }
+    Ok(())
 }
 
 /// Number of partitions of `topic`.
@@ -51,18 +83,20 @@ pub struct KafkaReader {
 }
 
 impl KafkaReader {
-    pub fn new(kafka: &KafkaConfig, partitions: Vec<i32>, exit_at_end: bool) -> Result<Self, KafkaSourceError> {
+    /// Reads `partitions`, each from its offset, or from `[kafka] start` when it has none.
+    pub fn new(kafka: &KafkaConfig, starts: &[(i32, Option<i64>)], exit_at_end: bool) -> Result<Self, KafkaSourceError> {
         let consumer: BaseConsumer = client_config(kafka, Role::Consumer).create()?;
         let mut assignment = TopicPartitionList::new();
-        let start = match kafka.start {
+        let configured = match kafka.start {
             StartPosition::Earliest => Offset::Beginning,
             StartPosition::Latest => Offset::End,
         };
-        for &partition in &partitions {
-            assignment.add_partition_offset(&kafka.topic, partition, start)?;
+        for &(partition, offset) in starts {
+            assignment.add_partition_offset(&kafka.topic, partition, offset.map_or(configured, Offset::Offset))?;
         }
+        let partitions: Vec<i32> = starts.iter().map(|(p, _)| *p).collect();
         consumer.assign(&assignment)?;
-        info!(topic = %kafka.topic, ?partitions, "kafka source assigned");
+        info!(topic = %kafka.topic, ?starts, "kafka source assigned");
         Ok(KafkaReader { consumer, partitions, at_end: BTreeSet::new(), exit_at_end })
     }
 }

@@ -5,14 +5,20 @@
 pub mod file;
 pub mod kafka;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use dataflows::ingest::{Ingest, IngestCounters, Ingested};
 use dataflows::window::Time;
 use timely::dataflow::operators::generic::operator::source;
+use timely::dataflow::operators::probe::Handle as ProbeHandle;
 use timely::dataflow::{Scope, StreamVec};
 
 use crate::telemetry::METRICS;
+
+/// Set on SIGTERM or SIGINT: the sources stop reading, the dataflow drains, the sink commits
+/// what was read with its checkpoint, and `run` returns.
+pub static STOP: AtomicBool = AtomicBool::new(false);
 
 /// Messages one activation may read before yielding to the other operators.
 pub const READ_BUDGET: usize = 20_000;
@@ -38,17 +44,26 @@ pub trait Reader: 'static {
 
 /// The source operator: drives `reader`, emits `Ingested` items and advances its capability
 /// to the worker's watermark; drops it when the reader is finished.
+///
+/// `committed` probes the sink's committed frontier. The source prunes its replay progress
+/// behind it, and stops reading while its watermark is more than `max_uncommitted_secs` of
+/// event time ahead of it (back-pressure: a slow or unavailable MySQL holds the input back
+/// instead of filling memory). The gap is measured from the worker's slowest partition, so
+/// the partition holding the frontier back is never the one stopped.
 pub fn ingest_source<'scope, R: Reader>(
     scope: Scope<'scope, Time>,
     name: &str,
     mut reader: R,
     mut ingest: Ingest,
+    committed: ProbeHandle<Time>,
+    max_uncommitted_secs: u64,
 ) -> StreamVec<'scope, Time, Ingested> {
     source(scope, name, move |capability, info| {
         let activator = scope.activator_for(info.address);
         let mut capability = Some(capability);
         let mut out = Vec::new();
         let mut reported = IngestCounters::default();
+        let mut pruned_at: Time = 0;
         move |output| {
             let Some(cap) = capability.as_mut() else { return };
             // Everything ingested from here on is stamped at or after this watermark.
@@ -57,7 +72,22 @@ pub fn ingest_source<'scope, R: Reader>(
                     cap.downgrade(&watermark);
                 }
             }
-            let status = reader.read(&mut ingest, READ_BUDGET);
+            let committed_upto = committed.with_frontier(|f| f.iter().next().copied());
+            if let Some(upto) = committed_upto.filter(|&upto| upto > pruned_at) {
+                ingest.prune(upto);
+                pruned_at = upto;
+            }
+            let held_back = match (ingest.watermark(), committed_upto) {
+                (Some(watermark), Some(upto)) => upto > 0 && watermark.saturating_sub(upto) > max_uncommitted_secs,
+                _ => false,
+            };
+            let stopping = STOP.load(Ordering::Relaxed);
+            if held_back && !stopping {
+                METRICS.backpressure_waits.inc();
+                activator.activate_after(IDLE_POLL);
+                return;
+            }
+            let status = if stopping { ReadStatus::Finished } else { reader.read(&mut ingest, READ_BUDGET) };
             ingest.advance_idle(unix_now_secs());
             report_counters(ingest.counters(), &mut reported);
             ingest.drain_into(&mut out);
@@ -92,6 +122,7 @@ pub fn unix_now_secs() -> u64 {
 fn report_counters(now: &IngestCounters, reported: &mut IngestCounters) {
     METRICS.messages.add(now.messages - reported.messages);
     METRICS.accepted.add(now.accepted - reported.accepted);
+    METRICS.resends.add(now.resends - reported.resends);
     for (reason, count) in &now.rejected {
         let before = reported.rejected.get(reason).copied().unwrap_or(0);
         METRICS.reject(*reason, count - before);
