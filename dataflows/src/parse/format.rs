@@ -260,6 +260,8 @@ pub struct LogFormat {
     escape: Escape,
     prefix: Pattern,
     segments: Box<[Segment]>,
+    /// The leftmost match as straight-line steps, if the format allows it (see [`Plan`]).
+    plan: Option<Plan>,
 }
 
 /// The raw text of each known variable in one line, borrowed from the line.
@@ -474,6 +476,214 @@ fn block_search(needle: u8, block: &[u8; BLOCK]) -> Option<usize> {
     (flags != 0).then(|| flags.trailing_zeros() as usize / 8)
 }
 
+/// Literal first bytes a [`Plan`] can track at once (one 64-byte window each).
+const MAX_NEEDLES: usize = 4;
+
+/// How a [`Step`] finds the end of its value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum StepKind {
+    /// `Shape::Fixed`: the literal follows at exactly this width, or the fast path gives up.
+    Fixed(usize),
+    /// A token whose literal starts with a space: the value ends at the first space, and the
+    /// literal must start there (any later occurrence would leave a space in the token).
+    TokenToSpace,
+    /// The first occurrence of the literal where the value fits its shape.
+    Search,
+}
+
+/// One segment of the fast path, flattened so the loop touches one small struct per value.
+#[derive(Clone, Debug)]
+struct Step {
+    kind: StepKind,
+    shape: Shape,
+    var: Option<Var>,
+    /// The literal's first byte and its index in `Plan::needles`.
+    first: u8,
+    needle: usize,
+    /// The literal after its first byte.
+    rest: Pattern,
+    literal_len: usize,
+    skip_escaped_quotes: bool,
+}
+
+/// [`LogFormat::match_leftmost`] for every segment but the last, as straight-line steps over
+/// a per-line scan: for each distinct first byte of a literal, a 64-bit mask of where it occurs
+/// in the next 64 bytes, computed 16 bytes per instruction and reused by every later search
+/// for that byte. Formats whose literals start with more than [`MAX_NEEDLES`] distinct bytes
+/// get no plan and use `LogFormat::match_segments`.
+#[derive(Clone, Debug)]
+struct Plan {
+    needles: [u8; MAX_NEEDLES],
+    steps: Box<[Step]>,
+}
+
+impl Plan {
+    fn new(segments: &[Segment]) -> Option<Plan> {
+        let (_, init) = segments.split_last()?;
+        let mut needles = Vec::new();
+        let mut steps = Vec::with_capacity(init.len());
+        for segment in init {
+            let literal = &segment.literal;
+            let &first = literal.bytes().first()?;
+            let needle = match needles.iter().position(|&byte| byte == first) {
+                Some(index) => index,
+                None => {
+                    needles.push(first);
+                    needles.len() - 1
+                }
+            };
+            let kind = match segment.shape {
+                Shape::Fixed(width) => StepKind::Fixed(width),
+                Shape::Token if first == b' ' => StepKind::TokenToSpace,
+                _ => StepKind::Search,
+            };
+            steps.push(Step {
+                kind,
+                shape: segment.shape,
+                var: segment.var,
+                first,
+                needle,
+                rest: literal.rest.clone(),
+                literal_len: literal.bytes().len(),
+                skip_escaped_quotes: literal.skip_escaped_quotes,
+            });
+        }
+        if needles.len() > MAX_NEEDLES {
+            return None;
+        }
+        let mut padded = [0u8; MAX_NEEDLES];
+        padded[..needles.len()].copy_from_slice(&needles);
+        Some(Plan { needles: padded, steps: steps.into_boxed_slice() })
+    }
+
+    /// Places every value but the last, exactly as `LogFormat::match_segments` would (plus
+    /// skipping `Fit::NotYet` ends, as `Matcher` does); where the last value starts.
+    #[inline]
+    fn run<'l>(&self, line: &'l [u8], mut start: usize, values: &mut [Option<&'l [u8]>; Var::COUNT]) -> Option<usize> {
+        let mut scan = Scan::new(line, self.needles);
+        for step in self.steps.iter() {
+            let end = match step.kind {
+                StepKind::Fixed(width) => {
+                    let end = start + width;
+                    if line.get(end) != Some(&step.first) || !step.rest.is_prefix_of(&line[end + 1..]) {
+                        return None;
+                    }
+                    end
+                }
+                StepKind::TokenToSpace => {
+                    let end = scan.next(step.needle, start)?;
+                    if !step.rest.is_prefix_of(&line[end + 1..]) {
+                        return None;
+                    }
+                    end
+                }
+                StepKind::Search => {
+                    let mut from = start;
+                    loop {
+                        let at = scan.next(step.needle, from)?;
+                        if step.rest.is_prefix_of(&line[at + 1..]) && !(step.skip_escaped_quotes && is_backslash_escaped(line, start, at)) {
+                            match step.shape.fit(&line[start..at], false) {
+                                Fit::Yes => break at,
+                                Fit::NotYet => {}
+                                Fit::Never => return None,
+                            }
+                        }
+                        from = at + 1;
+                    }
+                }
+            };
+            if let Some(var) = step.var {
+                values[var as usize] = Some(&line[start..end]);
+            }
+            start = end + step.literal_len;
+        }
+        Some(start)
+    }
+}
+
+/// Where each needle occurs in a 64-byte window of the line, per needle.
+struct Scan<'l> {
+    line: &'l [u8],
+    needles: [u8; MAX_NEEDLES],
+    /// Start of each needle's window; past the line end until first used.
+    base: [usize; MAX_NEEDLES],
+    /// Bit `i` set: `line[base + i]` is the needle (never set past the line end).
+    bits: [u64; MAX_NEEDLES],
+}
+
+impl<'l> Scan<'l> {
+    #[inline(always)]
+    fn new(line: &'l [u8], needles: [u8; MAX_NEEDLES]) -> Scan<'l> {
+        // `from - base` wraps to a huge offset for every `from <= line.len()`: a refill.
+        Scan { line, needles, base: [line.len() + 64; MAX_NEEDLES], bits: [0; MAX_NEEDLES] }
+    }
+
+    /// The first occurrence of needle `index` at or after `from`.
+    #[inline(always)]
+    fn next(&mut self, index: usize, mut from: usize) -> Option<usize> {
+        let index = index % MAX_NEEDLES;
+        loop {
+            let offset = from.wrapping_sub(self.base[index]);
+            if offset < 64 {
+                let bits = self.bits[index] >> offset;
+                if bits != 0 {
+                    return Some(from + bits.trailing_zeros() as usize);
+                }
+                from = self.base[index] + 64;
+            }
+            let len = self.line.len();
+            if from >= len {
+                return None;
+            }
+            // Near the end the window is the line's last 64 bytes, reaching back before `from`.
+            let base = if len - from >= 64 { from } else { len.saturating_sub(64) };
+            self.base[index] = base;
+            self.bits[index] = window_bits(self.needles[index], &self.line[base..]);
+        }
+    }
+}
+
+/// Bit `i` set where `text[i]` is `needle`, for the first 64 bytes of `text`.
+#[inline(always)]
+fn window_bits(needle: u8, text: &[u8]) -> u64 {
+    match text.first_chunk::<64>() {
+        Some(window) => {
+            let mut bits = 0;
+            for (index, block) in window.chunks_exact(16).enumerate() {
+                let block: &[u8; 16] = block.try_into().expect("16-byte chunk");
+                bits |= u64::from(block_bits(needle, block)) << (16 * index);
+            }
+            bits
+        }
+        // Only lines shorter than 64 bytes.
+        None => text.iter().enumerate().fold(0, |bits, (at, &byte)| bits | u64::from(byte == needle) << at),
+    }
+}
+
+/// Bit `i` set where `block[i]` is `needle`.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn block_bits(needle: u8, block: &[u8; 16]) -> u32 {
+    // SAFETY: SSE2 is part of the x86-64 baseline, so every x86-64 CPU has it.
+    unsafe { match_mask(needle, block) }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "sse2")]
+#[inline]
+fn match_mask(needle: u8, block: &[u8; 16]) -> u32 {
+    use std::arch::x86_64::{_mm_cmpeq_epi8, _mm_movemask_epi8, _mm_set1_epi8, _mm_set_epi64x};
+    let word = u128::from_le_bytes(*block);
+    let bytes = _mm_set_epi64x((word >> 64) as i64, word as i64);
+    _mm_movemask_epi8(_mm_cmpeq_epi8(bytes, _mm_set1_epi8(needle as i8))) as u32
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+#[inline(always)]
+fn block_bits(needle: u8, block: &[u8; 16]) -> u32 {
+    block.iter().enumerate().fold(0, |bits, (index, &byte)| bits | u32::from(byte == needle) << index)
+}
+
 /// `text.starts_with(prefix)` without a call to memcmp: literals are a few bytes long.
 #[inline(always)]
 fn has_prefix(text: &[u8], prefix: &[u8]) -> bool {
@@ -551,11 +761,13 @@ impl LogFormat {
             return Err(FormatError::NoVariables);
         };
         last.literal = Literal::new(literal, escape);
+        let plan = Plan::new(&segments);
         Ok(LogFormat {
             source: format.into(),
             escape,
             prefix: Pattern::new(&prefix.unwrap_or_default()),
             segments: segments.into_boxed_slice(),
+            plan,
         })
     }
 
@@ -600,6 +812,33 @@ impl LogFormat {
         let Some((last, init)) = self.segments.split_last() else {
             return false;
         };
+        let start = match &self.plan {
+            Some(plan) => match plan.run(line, self.prefix.bytes.len(), values) {
+                Some(start) => start,
+                None => return false,
+            },
+            None => match self.match_segments(init, line, values) {
+                Some(start) => start,
+                None => return false,
+            },
+        };
+        let literal = &last.literal.whole;
+        let Some(end) = line.len().checked_sub(literal.bytes.len()).filter(|&end| end >= start && literal.is_prefix_of(&line[end..])) else {
+            return false;
+        };
+        let value = &line[start..end];
+        if last.shape.fit(value, false) != Fit::Yes {
+            return false;
+        }
+        if let Some(var) = last.var {
+            values[var as usize] = Some(value);
+        }
+        true
+    }
+
+    /// `match_leftmost` for every segment but the last, segment by segment (formats without
+    /// a [`Plan`]); where the last value starts, or `None`.
+    fn match_segments<'l>(&self, init: &[Segment], line: &'l [u8], values: &mut [Option<&'l [u8]>; Var::COUNT]) -> Option<usize> {
         let mut start = self.prefix.bytes.len();
         for segment in init {
             let literal = &segment.literal.whole;
@@ -614,7 +853,7 @@ impl LogFormat {
                     // it, so the token holds none and needs no check.
                     Some(end) if segment.shape == Shape::Token && *literal.bytes == *b" " => end,
                     Some(end) if segment.shape.fit(&line[start..end], false) == Fit::Yes => end,
-                    _ => return false,
+                    _ => return None,
                 },
             };
             if let Some(var) = segment.var {
@@ -622,18 +861,7 @@ impl LogFormat {
             }
             start = end + literal.bytes.len();
         }
-        let literal = &last.literal.whole;
-        let Some(end) = line.len().checked_sub(literal.bytes.len()).filter(|&end| end >= start && literal.is_prefix_of(&line[end..])) else {
-            return false;
-        };
-        let value = &line[start..end];
-        if last.shape.fit(value, false) != Fit::Yes {
-            return false;
-        }
-        if let Some(var) = last.var {
-            values[var as usize] = Some(value);
-        }
-        true
+        Some(start)
     }
 
     fn describe(&self, miss: Miss, line: &[u8]) -> Reject {
