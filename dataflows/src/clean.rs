@@ -94,19 +94,44 @@ impl Hasher for DomainHasher {
     }
 }
 
-type DomainMap = HashMap<Box<str>, Box<str>, BuildHasherDefault<DomainHasher>>;
+/// Domain -> index of the account name in `Accounts::names`.
+type DomainMap = HashMap<Box<str>, AccountId, BuildHasherDefault<DomainHasher>>;
+
+/// An index into `Accounts::names` (what the host cache stores instead of a borrow).
+type AccountId = u32;
 
 /// Domain -> account, exact names first, then `*.` wildcards by parent domain.
 #[derive(Clone, Debug, Default)]
 struct Accounts {
     exact: DomainMap,
     wildcard: DomainMap,
+    names: Vec<Box<str>>,
 }
 
 impl Accounts {
+    /// Maps `domain` (normalised) in `map` to `account`; false if it was already there.
+    fn insert(&mut self, wildcard: bool, domain: &str, account: &str) -> bool {
+        let id = self.names.len() as AccountId;
+        let map = if wildcard { &mut self.wildcard } else { &mut self.exact };
+        if map.contains_key(domain) {
+            return false;
+        }
+        map.insert(domain.into(), id);
+        self.names.push(account.into());
+        true
+    }
+
+    fn name(&self, id: AccountId) -> Option<&str> {
+        self.names.get(id as usize).map(|name| &**name)
+    }
+
     fn lookup(&self, domain: &str) -> Option<&str> {
+        self.lookup_id(domain).and_then(|id| self.name(id))
+    }
+
+    fn lookup_id(&self, domain: &str) -> Option<AccountId> {
         if !self.exact.is_empty() {
-            if let Some(account) = self.exact.get(domain) {
+            if let Some(&account) = self.exact.get(domain) {
                 return Some(account);
             }
         }
@@ -116,7 +141,7 @@ impl Accounts {
         let mut parent = domain;
         while let Some(dot) = parent.bytes().position(|byte| byte == b'.') {
             parent = &parent[dot + 1..];
-            if let Some(account) = self.wildcard.get(parent) {
+            if let Some(&account) = self.wildcard.get(parent) {
                 return Some(account);
             }
         }
@@ -201,15 +226,15 @@ impl CleanRules {
 
         let mut accounts = Accounts::default();
         for (domain, account) in &config.accounts {
-            let (map, name) = match domain.strip_prefix("*.") {
-                Some(parent) => (&mut accounts.wildcard, parent),
-                None => (&mut accounts.exact, domain.as_str()),
+            let (wildcard, name) = match domain.strip_prefix("*.") {
+                Some(parent) => (true, parent),
+                None => (false, domain.as_str()),
             };
             match normalize_host(name.as_bytes()) {
                 Err(error) => problems.push(ConfigError::AccountDomain { domain: domain.clone(), error }),
                 Ok(_) if account.trim().is_empty() => problems.push(ConfigError::EmptyAccount { domain: domain.clone() }),
                 Ok(normalized) => {
-                    if map.insert(normalized.into(), account.as_str().into()).is_some() {
+                    if !accounts.insert(wildcard, &normalized, account) {
                         problems.push(ConfigError::DuplicateAccount { domain: domain.clone() });
                     }
                 }
@@ -299,7 +324,12 @@ pub fn forwarded_client(chain: &[u8], trusted_proxies: &CidrSet) -> Option<IpAdd
     leftmost_trusted
 }
 
-fn domain<'a>(fields: &Fields<'a>, rules: &'a CleanRules) -> Result<Cow<'a, str>, Reject> {
+/// The normalised domain and its account (see the module doc), through `hosts`.
+fn domain_and_account<'a>(
+    fields: &Fields<'a>,
+    rules: &'a CleanRules,
+    hosts: &mut HostCache,
+) -> Result<(Cow<'a, str>, Option<&'a str>), Reject> {
     let (var, raw) = match (fields.value(Var::Host), fields.value(Var::ServerName)) {
         (Some(host), _) => (Var::Host, host),
         (None, Some(server_name)) => (Var::ServerName, server_name),
@@ -308,7 +338,7 @@ fn domain<'a>(fields: &Fields<'a>, rules: &'a CleanRules) -> Result<Cow<'a, str>
         }
         (None, None) => {
             return match &rules.default_domain {
-                Some(domain) => Ok(Cow::Borrowed(domain)),
+                Some(domain) => Ok((Cow::Borrowed(domain), rules.accounts.lookup(domain))),
                 None => Err(Reject::new(
                     RejectReason::BadDomain,
                     "the log format has no $host or $server_name and clean.default_domain is unset",
@@ -316,7 +346,134 @@ fn domain<'a>(fields: &Fields<'a>, rules: &'a CleanRules) -> Result<Cow<'a, str>
             };
         }
     };
-    normalize_host(raw).map_err(|error| field_reject(RejectReason::BadDomain, var, raw, error))
+    if let Some((domain_len, account)) = hosts.get(raw) {
+        let domain = &raw[..domain_len];
+        debug_assert_eq!(normalize_host(raw).as_deref(), Ok(std::str::from_utf8(domain).expect("ascii")));
+        // SAFETY: `raw` is byte for byte a host that `normalize_host` accepted, borrowing its
+        // first `domain_len` bytes as a `str`, so those bytes are valid UTF-8 (ASCII, in fact).
+        let domain = unsafe { std::str::from_utf8_unchecked(domain) };
+        return Ok((Cow::Borrowed(domain), account.and_then(|id| rules.accounts.name(id))));
+    }
+    let domain = normalize_host(raw).map_err(|error| field_reject(RejectReason::BadDomain, var, raw, error))?;
+    let account = rules.accounts.lookup_id(&domain);
+    if let Cow::Borrowed(text) = domain {
+        if text.as_ptr() == raw.as_ptr() {
+            hosts.insert(raw, text.len(), account);
+        }
+    }
+    Ok((domain, account.and_then(|id| rules.accounts.name(id))))
+}
+
+/// Hosts seen recently -> (domain length, account): `$host` takes few distinct values, and
+/// validating and looking one up costs far more than recognising it. Direct-mapped by a hash
+/// of the bytes; only hosts that normalise to a prefix of themselves (no upper case) are
+/// kept. A stream of distinct hosts (forged Host headers) only evicts entries.
+#[derive(Clone)]
+struct HostCache {
+    slots: Box<[HostEntry]>,
+}
+
+const HOST_SLOTS: usize = 1024;
+/// Longer hosts are not cached.
+const HOST_KEY_BYTES: usize = 46;
+const NO_ACCOUNT: AccountId = AccountId::MAX;
+
+#[derive(Clone, Copy)]
+struct HostEntry {
+    key: [u8; HOST_KEY_BYTES],
+    /// Length of the key; 0 for an empty slot (an empty host is never cached).
+    len: u8,
+    /// Length of the domain: the key without its port or trailing dot.
+    domain_len: u8,
+    account: AccountId,
+}
+
+impl Default for HostCache {
+    fn default() -> HostCache {
+        let empty = HostEntry { key: [0; HOST_KEY_BYTES], len: 0, domain_len: 0, account: NO_ACCOUNT };
+        HostCache { slots: vec![empty; HOST_SLOTS].into_boxed_slice() }
+    }
+}
+
+impl std::fmt::Debug for HostCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HostCache").field("cached", &self.slots.iter().filter(|entry| entry.len > 0).count()).finish()
+    }
+}
+
+/// The 8 bytes at `at` as a word.
+#[inline(always)]
+fn word_at(bytes: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"))
+}
+
+impl HostCache {
+    /// The slot for `raw`: a multiplicative hash of its words (overlapping at the end).
+    #[inline(always)]
+    fn slot(raw: &[u8]) -> usize {
+        const SEED: u64 = 0x9e37_79b9_7f4a_7c15;
+        let len = raw.len();
+        let mut hash = (len as u64).wrapping_mul(SEED);
+        if len >= 8 {
+            let mut at = 0;
+            while at + 8 < len {
+                hash = (hash.rotate_left(23) ^ word_at(raw, at)).wrapping_mul(SEED);
+                at += 8;
+            }
+            hash = (hash.rotate_left(23) ^ word_at(raw, len - 8)).wrapping_mul(SEED);
+        } else {
+            let tail = raw.iter().enumerate().fold(0, |word, (at, &byte)| word | u64::from(byte) << (8 * at));
+            hash = (hash.rotate_left(23) ^ tail).wrapping_mul(SEED);
+        }
+        (hash >> (64 - HOST_SLOTS.trailing_zeros())) as usize
+    }
+
+    /// The cached domain length and account of `raw`.
+    #[inline]
+    fn get(&self, raw: &[u8]) -> Option<(usize, Option<AccountId>)> {
+        let len = raw.len();
+        if len > HOST_KEY_BYTES || len == 0 {
+            return None;
+        }
+        let entry = &self.slots[Self::slot(raw) % HOST_SLOTS];
+        if usize::from(entry.len) != len {
+            return None;
+        }
+        let key = &entry.key[..len];
+        let same = if len >= 8 {
+            // Every byte is covered: whole words, then the last 8 bytes (overlapping).
+            let mut at = 0;
+            let mut same = true;
+            while at + 8 < len {
+                same &= word_at(key, at) == word_at(raw, at);
+                at += 8;
+            }
+            same && word_at(key, len - 8) == word_at(raw, len - 8)
+        } else {
+            key == raw
+        };
+        same.then(|| (usize::from(entry.domain_len), Some(entry.account).filter(|&id| id != NO_ACCOUNT)))
+    }
+
+    fn insert(&mut self, raw: &[u8], domain_len: usize, account: Option<AccountId>) {
+        let len = raw.len();
+        if len > HOST_KEY_BYTES || len == 0 {
+            return;
+        }
+        let entry = &mut self.slots[Self::slot(raw) % HOST_SLOTS];
+        entry.key[..len].copy_from_slice(raw);
+        entry.len = len as u8;
+        entry.domain_len = domain_len as u8;
+        entry.account = account.unwrap_or(NO_ACCOUNT);
+    }
+}
+
+/// What `clean` remembers between lines of one stream: the last minute converted and recent
+/// hosts. Use one per [`CleanRules`] (the host cache holds account ids of those rules).
+#[derive(Clone, Debug, Default)]
+pub struct CleanCache {
+    times: TimeCache,
+    hosts: HostCache,
 }
 
 fn method(fields: &Fields<'_>, layout: &Layout) -> Method {
@@ -327,9 +484,10 @@ fn method(fields: &Fields<'_>, layout: &Layout) -> Method {
     }
 }
 
-/// Validates one line's fields against `rules`; `times` caches time conversions across lines.
-pub fn clean<'a>(fields: &Fields<'a>, rules: &'a CleanRules, times: &mut TimeCache) -> Result<CleanRecord<'a>, Reject> {
+/// Validates one line's fields against `rules`; `cache` carries conversions across lines.
+pub fn clean<'a>(fields: &Fields<'a>, rules: &'a CleanRules, cache: &mut CleanCache) -> Result<CleanRecord<'a>, Reject> {
     let layout = &rules.layout;
+    let times = &mut cache.times;
 
     let time_raw = required(fields, layout.time, RejectReason::BadTime)?;
     let event_ms = match layout.time {
@@ -339,8 +497,7 @@ pub fn clean<'a>(fields: &Fields<'a>, rules: &'a CleanRules, times: &mut TimeCac
     }
     .map_err(|error| field_reject(RejectReason::BadTime, layout.time, time_raw, error))?;
 
-    let domain = domain(fields, rules)?;
-    let account = rules.accounts.lookup(&domain);
+    let (domain, account) = domain_and_account(fields, rules, &mut cache.hosts)?;
     let client_ip = client_ip(fields, &rules.trusted_proxies)?;
 
     let status_raw = required(fields, Var::Status, RejectReason::BadStatus)?;
@@ -429,7 +586,7 @@ mod tests {
     }
 
     fn cleaned<'a>(fields: &Fields<'a>, rules: &'a CleanRules) -> Result<CleanRecord<'a>, Reject> {
-        clean(fields, rules, &mut TimeCache::default())
+        clean(fields, rules, &mut CleanCache::default())
     }
 
     fn reject(fields: &Fields<'_>, rules: &CleanRules) -> (RejectReason, String) {

@@ -48,8 +48,7 @@ pub use self::format::{Fields, FormatError, LogFormat, Var};
 use self::directive::{is_directive, parse_directive, DirectiveError};
 use self::envelope::EnvelopeError;
 use self::net::{CidrError, HostError};
-use self::time::TimeCache;
-use crate::clean::{clean, CleanConfig, CleanRules};
+use crate::clean::{clean, CleanCache, CleanConfig, CleanRules};
 use crate::record::{CleanRecord, Origin, Reject, RejectReason};
 
 /// Which byte count is billed as bandwidth.
@@ -188,7 +187,7 @@ pub struct Decoder {
     format: LogFormat,
     rules: CleanRules,
     max_line_bytes: usize,
-    times: TimeCache,
+    cache: CleanCache,
     /// Holds a Filebeat `message` that had JSON escapes, so records can borrow it.
     message: String,
 }
@@ -218,7 +217,7 @@ impl Decoder {
                 format,
                 rules,
                 max_line_bytes: parse.max_line_bytes,
-                times: TimeCache::default(),
+                cache: CleanCache::default(),
                 message: String::new(),
             }),
             Ok(_) => Err(ConfigError::from_problems(problems)),
@@ -253,21 +252,21 @@ impl Decoder {
         let Some(start) = line.iter().position(|byte| !byte.is_ascii_whitespace()) else {
             return Err(Reject::new(RejectReason::Empty, "empty message"));
         };
-        let Decoder { format, rules, times, message, .. } = self;
+        let Decoder { format, rules, cache, message, .. } = self;
         let format: &'a LogFormat = format;
         let rules: &'a CleanRules = rules;
 
         let mut fields = Fields::new(format.escape());
         if line[start] != b'{' {
             format.parse_into(line, &mut fields)?;
-            return Ok(Decoded { record: clean(&fields, rules, times)?, origin: None });
+            return Ok(Decoded { record: clean(&fields, rules, cache)?, origin: None });
         }
 
         let json = &line[start..];
         let nginx_json = format.is_json_object();
         let line_attempt = if nginx_json { Some(format.parse_into(line, &mut fields)) } else { None };
         if let Some(Ok(())) = line_attempt {
-            return Ok(Decoded { record: clean(&fields, rules, times)?, origin: None });
+            return Ok(Decoded { record: clean(&fields, rules, cache)?, origin: None });
         }
         let event = match envelope::decode(json, message) {
             Ok(event) => event,
@@ -290,7 +289,7 @@ impl Decoder {
             return Err(Reject::new(RejectReason::Empty, "filebeat event with an empty message"));
         }
         format.parse_into(inner, &mut fields)?;
-        Ok(Decoded { record: clean(&fields, rules, times)?, origin: event.origin })
+        Ok(Decoded { record: clean(&fields, rules, cache)?, origin: event.origin })
     }
 }
 

@@ -21,29 +21,43 @@ use memchr::memchr;
 use thiserror::Error;
 
 /// Reads an IPv4 address at the start of `raw`; returns it and the bytes it used.
+#[inline]
 fn ipv4_prefix(raw: &[u8]) -> Option<(Ipv4Addr, usize)> {
-    let mut octets = [0u8; 4];
-    let mut i = 0;
-    for (index, octet) in octets.iter_mut().enumerate() {
-        if index > 0 {
-            if raw.get(i) != Some(&b'.') {
-                return None;
-            }
-            i += 1;
-        }
-        let start = i;
-        let mut value = 0u32;
-        while i - start < 3 && i < raw.len() && raw[i].is_ascii_digit() {
-            value = value * 10 + u32::from(raw[i] - b'0');
-            i += 1;
-        }
-        let digits = i - start;
-        if digits == 0 || (digits > 1 && raw[start] == b'0') {
+    let (a, mut at) = octet(raw, 0)?;
+    let mut octets = [a, 0, 0, 0];
+    for octet_slot in &mut octets[1..] {
+        if raw.get(at) != Some(&b'.') {
             return None;
         }
-        *octet = u8::try_from(value).ok()?;
+        let (value, end) = octet(raw, at + 1)?;
+        *octet_slot = value;
+        at = end;
     }
-    Some((Ipv4Addr::from(octets), i))
+    Some((Ipv4Addr::from(octets), at))
+}
+
+/// The value of the ASCII digit at `at`, if there is one.
+#[inline(always)]
+fn digit_at(raw: &[u8], at: usize) -> Option<u8> {
+    raw.get(at).map(|byte| byte.wrapping_sub(b'0')).filter(|&digit| digit <= 9)
+}
+
+/// One decimal octet at `at`: 1 to 3 digits, no leading zero, at most 255 (further digits
+/// are left for the caller, who expects a `.` there); the value and where it ends.
+#[inline(always)]
+fn octet(raw: &[u8], at: usize) -> Option<(u8, usize)> {
+    let first = digit_at(raw, at)?;
+    let Some(second) = digit_at(raw, at + 1) else {
+        return Some((first, at + 1));
+    };
+    if first == 0 {
+        return None;
+    }
+    let Some(third) = digit_at(raw, at + 2) else {
+        return Some((first * 10 + second, at + 2));
+    };
+    let value = u16::from(first) * 100 + u16::from(second) * 10 + u16::from(third);
+    Some((u8::try_from(value).ok()?, at + 3))
 }
 
 /// An IPv4 address, exactly (no port, no surrounding text).

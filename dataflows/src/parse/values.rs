@@ -62,6 +62,14 @@ pub fn parse_duration_us(raw: &[u8]) -> Result<Option<u32>, ValueError> {
     if matches!(raw, b"-" | b"") {
         return Ok(None);
     }
+    // What nginx writes: one whole-seconds digit and milliseconds (`0.012`).
+    if let &[whole, b'.', a, b, c] = raw {
+        let digits = [whole, a, b, c].map(|byte| byte.wrapping_sub(b'0'));
+        if digits.iter().all(|&digit| digit <= 9) {
+            let [whole, a, b, c] = digits.map(u32::from);
+            return Ok(Some(whole * 1_000_000 + (a * 100 + b * 10 + c) * 1_000));
+        }
+    }
     // One pass: whole seconds, then up to six decimals; saturates instead of overflowing.
     let mut seconds = 0u64;
     let mut micros = 0u64;
@@ -108,6 +116,15 @@ pub fn parse_upstream_time_us(raw: &[u8]) -> Result<Option<u32>, ValueError> {
 /// `$upstream_cache_status`, case-insensitive; `-` or empty (not cacheable) is
 /// [`CacheStatus::None`].
 pub fn parse_cache_status(raw: &[u8]) -> Result<CacheStatus, ValueError> {
+    // As nginx writes them.
+    match raw {
+        b"HIT" => return Ok(CacheStatus::Hit),
+        b"MISS" => return Ok(CacheStatus::Miss),
+        b"-" => return Ok(CacheStatus::None),
+        b"EXPIRED" => return Ok(CacheStatus::Expired),
+        b"STALE" => return Ok(CacheStatus::Stale),
+        _ => {}
+    }
     // The length alone leaves one candidate.
     let (name, status): (&[u8], CacheStatus) = match raw.len() {
         0 => return Ok(CacheStatus::None),
@@ -130,6 +147,9 @@ pub fn parse_cache_status(raw: &[u8]) -> Result<CacheStatus, ValueError> {
 
 /// The first word of a request line: what [`parse_method`] reads.
 pub fn request_method(raw: &[u8]) -> &[u8] {
+    if raw.starts_with(b"GET ") {
+        return &raw[..3];
+    }
     match raw.iter().position(|&byte| byte == b' ') {
         Some(space) => &raw[..space],
         None => raw,
