@@ -116,6 +116,120 @@ pub fn assert_success(output: &Output, what: &str) {
     );
 }
 
+/// A job running in the background; its log goes to a file kept for failures.
+pub struct Job {
+    pub child: std::process::Child,
+    pub log: std::path::PathBuf,
+}
+
+impl Job {
+    /// Starts `edgeflow` with `args` and `EDGEFLOW__*` overrides, logging to `log`.
+    pub fn spawn(args: &[&str], env: &[(&str, &str)], log: &Path) -> Job {
+        let file = std::fs::OpenOptions::new().create(true).append(true).open(log).expect("job log");
+        let mut command = Command::new(env!("CARGO_BIN_EXE_edgeflow"));
+        command.args(args).current_dir(Path::new(env!("CARGO_MANIFEST_DIR")));
+        command.stdout(file.try_clone().unwrap()).stderr(file);
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        Job { child: command.spawn().expect("start edgeflow"), log: log.to_path_buf() }
+    }
+
+    /// SIGKILL: no chance to clean up.
+    pub fn kill_9(mut self) {
+        self.child.kill().expect("kill -9");
+        self.child.wait().expect("reap");
+    }
+
+    /// SIGTERM, then waits; returns the exit status.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status().expect("kill -TERM");
+        assert!(sent.success(), "kill -TERM {pid}");
+        self.wait()
+    }
+
+    pub fn wait(&mut self) -> std::process::ExitStatus {
+        self.child.wait().expect("wait for edgeflow")
+    }
+
+    /// The log so far, for assertion messages.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+/// Every output table, row by row, as text (`QUOTE`d columns in primary-key order), without
+/// the columns that record when a row was written. Two runs over the same input must give
+/// equal dumps.
+pub fn dump_tables(url: &str) -> BTreeMap<String, Vec<String>> {
+    const TABLES: [&str; 8] =
+        ["domain_minute", "domain_window", "domain_status_minute", "domain_bandwidth_5m", "top_clients", "abuse_minute", "rejects", "alerts"];
+    const WRITE_TIMES: [&str; 3] = ["updated_at", "recorded_at", "started_at"];
+    runtime().block_on(async {
+        let mut conn = mysql_async::Conn::from_url(url).await.expect("connect");
+        let mut dump = BTreeMap::new();
+        for table in TABLES {
+            let columns: Vec<String> = conn
+                .exec(
+                    "SELECT column_name FROM information_schema.columns WHERE table_schema = DATABASE() AND table_name = ? ORDER BY ordinal_position",
+                    (table,),
+                )
+                .await
+                .expect("columns");
+            let quoted: Vec<String> =
+                columns.iter().filter(|c| !WRITE_TIMES.contains(&c.as_str())).map(|c| format!("QUOTE(`{c}`)")).collect();
+            let rows: Vec<String> = conn
+                .query(format!("SELECT CONCAT_WS('|', {}) AS r FROM {table} ORDER BY r", quoted.join(", ")))
+                .await
+                .expect("dump table");
+            dump.insert(table.to_string(), rows);
+        }
+        conn.disconnect().await.unwrap();
+        dump
+    })
+}
+
+/// Panics with the first differences if two dumps differ.
+pub fn assert_same_tables(actual: &BTreeMap<String, Vec<String>>, expected: &BTreeMap<String, Vec<String>>, what: &str) {
+    let mut problems = Vec::new();
+    for (table, want) in expected {
+        let got = actual.get(table).cloned().unwrap_or_default();
+        if &got != want {
+            let missing: Vec<&String> = want.iter().filter(|r| !got.contains(r)).take(3).collect();
+            let extra: Vec<&String> = got.iter().filter(|r| !want.contains(r)).take(3).collect();
+            problems.push(format!("{table}: {} rows, expected {}; missing {missing:?}; unexpected {extra:?}", got.len(), want.len()));
+        }
+    }
+    assert!(problems.is_empty(), "{what}: tables differ from the uninterrupted run:\n{}", problems.join("\n"));
+}
+
+/// Next offset of every partition of `topic` (its high watermark).
+pub fn end_offsets(services: &Services, topic: &str, partitions: i32) -> BTreeMap<i32, i64> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let consumer: BaseConsumer = ClientConfig::new().set("bootstrap.servers", &services.brokers).create().expect("consumer");
+    (0..partitions).map(|p| (p, consumer.fetch_watermarks(topic, p, Duration::from_secs(30)).expect("watermarks").1)).collect()
+}
+
+/// Waits until the job has committed a checkpoint past `ends` on every partition (it has
+/// read and committed everything produced), or panics after `limit`.
+pub fn wait_until_committed(url: &str, ends: &BTreeMap<i32, i64>, limit: Duration, job: &Job) {
+    let started = std::time::Instant::now();
+    loop {
+        let committed: BTreeMap<i32, i64> = runtime().block_on(async {
+            let Ok(mut conn) = mysql_async::Conn::from_url(url).await else { return BTreeMap::new() };
+            let rows: Vec<(i32, Option<i64>)> = conn.query("SELECT partition_id, resume_offset FROM checkpoints").await.unwrap_or_default();
+            let _ = conn.disconnect().await;
+            rows.into_iter().filter_map(|(p, o)| o.map(|o| (p, o))).collect()
+        });
+        if ends.iter().all(|(p, end)| committed.get(p).is_some_and(|c| c >= end)) {
+            return;
+        }
+        assert!(started.elapsed() < limit, "not caught up after {limit:?}: committed {committed:?}, ends {ends:?}\n{}", job.log_text());
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
 /// `(domain, minute_start)` → `[requests, bytes, 1xx, 2xx, 3xx, 4xx, 5xx]`.
 pub type MinuteRows = BTreeMap<(String, i64), [u64; 7]>;
 
