@@ -445,6 +445,13 @@ mod tests {
 
     proptest::proptest! {
         #[test]
+        fn ipv4_parser_agrees_with_std(text in "[0-9.]{0,17}", v4 in proptest::prelude::any::<u32>()) {
+            proptest::prop_assert_eq!(parse_ipv4(text.as_bytes()), text.parse().ok(), "{:?}", text);
+            let address = Ipv4Addr::from(v4);
+            proptest::prop_assert_eq!(parse_ipv4(address.to_string().as_bytes()), Some(address));
+        }
+
+        #[test]
         fn ipv6_parser_agrees_with_std(text in "[0-9a-fA-F:.]{0,45}") {
             proptest::prop_assert_eq!(parse_ipv6(text.as_bytes()), text.parse().ok(), "{:?}", text);
         }

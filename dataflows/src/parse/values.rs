@@ -45,6 +45,18 @@ pub fn parse_bytes(raw: &[u8]) -> Result<u64, ValueError> {
     if raw.is_empty() {
         return Err(ValueError::NotANumber);
     }
+    // Up to 19 digits cannot overflow: no checked arithmetic per digit.
+    if raw.len() <= 19 {
+        let mut value = 0u64;
+        for &byte in raw {
+            let digit = byte.wrapping_sub(b'0');
+            if digit > 9 {
+                return Err(ValueError::NotANumber);
+            }
+            value = value * 10 + u64::from(digit);
+        }
+        return Ok(value);
+    }
     raw.iter().try_fold(0u64, |acc, &byte| {
         if !byte.is_ascii_digit() {
             return Err(ValueError::NotANumber);
@@ -218,6 +230,18 @@ mod tests {
         assert_eq!(parse_status(b""), Err(ValueError::NotANumber));
         assert_eq!(parse_status(b"2x0"), Err(ValueError::NotANumber));
         assert_eq!(parse_status(b" 200"), Err(ValueError::NotANumber));
+    }
+
+    #[test]
+    fn nginx_durations_all_read_right() {
+        for whole in 0..10u32 {
+            for millis in 0..1000u32 {
+                let text = format!("{whole}.{millis:03}");
+                assert_eq!(parse_duration_us(text.as_bytes()), Ok(Some(whole * 1_000_000 + millis * 1_000)), "{text}");
+            }
+        }
+        assert_eq!(parse_duration_us(b"0.0x2"), Err(ValueError::NotADuration));
+        assert_eq!(parse_duration_us(b"x.012"), Err(ValueError::NotADuration));
     }
 
     #[test]
