@@ -330,8 +330,9 @@ pub fn compute(subject: &str, month: Month, period: Period, samples: &[Sample]) 
     })
 }
 
-/// The vendor 95th percentile of `(bytes, interval start)` samples; `None` when empty.
-fn percentile_95(mut samples: Vec<(u64, i64)>) -> Option<Percentile95> {
+/// The vendor 95th percentile of `(bytes, interval start)` samples, one per interval
+/// (missing intervals as zero bytes); `None` when empty. The dashboard uses it too.
+pub fn percentile_95(mut samples: Vec<(u64, i64)>) -> Option<Percentile95> {
     let n = samples.len();
     if n == 0 {
         return None;

@@ -418,8 +418,9 @@ pub async fn bandwidth(State(state): State<AppState>, Query(params): Query<Param
             None => *extra.entry(*start).or_default() += b,
         }
     }
-    let bps: Vec<f64> = bytes.iter().chain(extra.values()).map(|b| billing::sample_bps(*b)).collect();
-    let p95 = billing::percentile_95(&bps, slots as u64);
+    let samples: Vec<u64> = bytes.iter().chain(extra.values()).copied().collect();
+    let p95 = billing::sample_bps(billing::percentile_95(&samples, slots as u64));
+    let bps: Vec<f64> = samples.iter().map(|b| billing::sample_bps(*b)).collect();
     let t: Vec<i64> = (0..slots as i64).map(|i| month.start() + i * billing::SAMPLE_SECS).chain(extra.keys().copied()).collect();
     Ok(Json(json!({
         "month": month.to_string(),

@@ -32,15 +32,15 @@ pub fn intervals(month: Month, now: i64) -> u64 {
     ((elapsed + SAMPLE_SECS - 1) / SAMPLE_SECS) as u64
 }
 
-/// The vendor 95th percentile of `samples` (bit/s, any order) over `n` intervals, missing
-/// ones counting as zero: sort descending, drop ⌊0.05·n⌋, return the next. `n` smaller than
-/// the number of samples is raised to it.
-pub fn percentile_95(samples: &[f64], n: u64) -> f64 {
-    let n = n.max(samples.len() as u64);
-    let dropped = (n / 20) as usize; // ⌊0.05·n⌋ in exact integer arithmetic
-    let mut sorted: Vec<f64> = samples.to_vec();
-    sorted.sort_by(|a, b| b.total_cmp(a));
-    sorted.get(dropped).copied().unwrap_or(0.0)
+/// The vendor 95th percentile (`crate::billing::percentile_95`, the method of `edgeflow
+/// billing`) of per-interval byte counts (any order) over `n` intervals, missing ones
+/// counting as zero: the billed sample's bytes. `n` smaller than the number of samples is
+/// raised to it.
+pub fn percentile_95(samples: &[u64], n: u64) -> u64 {
+    let n = n.max(samples.len() as u64) as usize;
+    // Interval starts only break ties, which do not change the billed bytes.
+    let padded = samples.iter().copied().chain(std::iter::repeat(0)).take(n).zip(0..).collect();
+    crate::billing::percentile_95(padded).map_or(0, |p| p.billed_bytes)
 }
 
 /// One billed unit: a domain or an account.
@@ -142,7 +142,7 @@ fn bill(samples: impl Iterator<Item = u64>, n: u64) -> Bill {
     let bytes_per_sample: Vec<u64> = samples.filter(|b| *b > 0).collect();
     let bps: Vec<f64> = bytes_per_sample.iter().map(|b| sample_bps(*b)).collect();
     let n = n.max(bps.len() as u64);
-    let p95 = percentile_95(&bps, n);
+    let p95 = sample_bps(percentile_95(&bytes_per_sample, n));
     let bytes: u64 = bytes_per_sample.iter().sum();
     Bill {
         name: None,
@@ -215,14 +215,14 @@ mod tests {
         let month = Month::parse("2026-12").unwrap();
         let n = intervals(month, month.end() + 10);
         assert_eq!(n, 8_928);
-        // Samples 1..=8928 bit/s: the 447th largest is 8928 - 446.
-        let samples: Vec<f64> = (1..=8_928).map(f64::from).collect();
-        assert_eq!(percentile_95(&samples, n), 8_482.0);
+        // Samples of 1..=8928 bytes: the 447th largest is 8928 - 446.
+        let samples: Vec<u64> = (1..=8_928).collect();
+        assert_eq!(percentile_95(&samples, n), 8_482);
         let month = Month::parse("2026-11").unwrap();
         let n = intervals(month, month.end());
         assert_eq!(n, 8_640);
-        let samples: Vec<f64> = (1..=8_640).map(f64::from).collect();
-        assert_eq!(percentile_95(&samples, n), (8_640 - 432) as f64, "the 433rd of a 30-day month");
+        let samples: Vec<u64> = (1..=8_640).collect();
+        assert_eq!(percentile_95(&samples, n), 8_640 - 432, "the 433rd of a 30-day month");
     }
 
     #[test]
@@ -234,12 +234,12 @@ mod tests {
         assert_eq!(intervals(month, month.start() + 301), 2);
         assert_eq!(intervals(month, month.start() - 5), 0);
         // 100 intervals, 3 samples: M = 5 ≥ 3 samples, so the bill is zero.
-        assert_eq!(percentile_95(&[9.0, 8.0, 7.0], 100), 0.0);
+        assert_eq!(percentile_95(&[9, 8, 7], 100), 0);
         // 40 intervals, M = 2: the third largest.
-        assert_eq!(percentile_95(&[1.0, 9.0, 8.0, 7.0], 40), 7.0);
+        assert_eq!(percentile_95(&[1, 9, 8, 7], 40), 7);
         // Fewer than 20 intervals: nothing dropped.
-        assert_eq!(percentile_95(&[5.0, 6.0], 19), 6.0);
-        assert_eq!(percentile_95(&[], 0), 0.0);
+        assert_eq!(percentile_95(&[5, 6], 19), 6);
+        assert_eq!(percentile_95(&[], 0), 0);
     }
 
     #[test]
