@@ -256,6 +256,8 @@ pub fn run(settings: Settings, options: RunOptions) -> anyhow::Result<RunSummary
         rows_written = summary.rows_written,
         commits = summary.commits,
         secs = summary.elapsed.as_secs_f64(),
+        live_keys_peak = METRICS.live_keys_peak.get(),
+        peak_rss_kib = crate::telemetry::peak_rss_kib(),
         "job finished"
     );
     Ok(summary)

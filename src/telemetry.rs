@@ -24,6 +24,17 @@ impl Counter {
     pub fn get(&self) -> u64 {
         self.0.load(Ordering::Relaxed)
     }
+    /// Raises the value to `n` if it is lower (for peak gauges).
+    pub fn raise_to(&self, n: u64) {
+        self.0.fetch_max(n, Ordering::Relaxed);
+    }
+}
+
+/// Peak resident memory of this process (Linux `VmHWM`), KiB.
+pub fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 pub struct Metrics {
@@ -38,6 +49,8 @@ pub struct Metrics {
     pub resends: Counter,
     /// Source activations that waited for commits to catch up.
     pub backpressure_waits: Counter,
+    /// Most live window keys the closing worker held (state size).
+    pub live_keys_peak: Counter,
 }
 
 pub static METRICS: Metrics = Metrics {
@@ -50,6 +63,7 @@ pub static METRICS: Metrics = Metrics {
     rows_written: Counter::new(),
     resends: Counter::new(),
     backpressure_waits: Counter::new(),
+    live_keys_peak: Counter::new(),
 };
 
 impl Metrics {
@@ -75,6 +89,11 @@ impl Metrics {
         counter("edgeflow_rows_written_total", "rows upserted, deleted or inserted", self.rows_written.get());
         counter("edgeflow_resends_total", "Filebeat events dropped as re-sends", self.resends.get());
         counter("edgeflow_backpressure_waits_total", "source activations waiting for commits", self.backpressure_waits.get());
+        let _ = writeln!(
+            out,
+            "# HELP edgeflow_live_keys_peak most live window keys held\n# TYPE edgeflow_live_keys_peak gauge\nedgeflow_live_keys_peak {}",
+            self.live_keys_peak.get()
+        );
         let _ = writeln!(out, "# HELP edgeflow_rejects_total rejected messages by reason\n# TYPE edgeflow_rejects_total counter");
         for (reason, count) in RejectReason::ALL.iter().zip(self.rejected.iter()) {
             let _ = writeln!(out, "edgeflow_rejects_total{{reason=\"{}\"}} {}", reason.as_str(), count.get());
@@ -106,6 +125,7 @@ mod tests {
             rows_written: Counter::new(),
             resends: Counter::new(),
             backpressure_waits: Counter::new(),
+            live_keys_peak: Counter::new(),
         };
         metrics.reject(RejectReason::TooLate, 3);
         let text = metrics.render_prometheus();

@@ -62,6 +62,8 @@ pub struct OutputBatch {
     pub detectors: DetectorChanges,
     /// Every minute before this one has been judged for alerts.
     pub alerts_next_minute: Option<u64>,
+    /// Live window keys the closing worker held after these epochs (a state-size gauge).
+    pub live_keys: usize,
 }
 
 impl OutputBatch {
@@ -94,6 +96,7 @@ impl OutputBatch {
         self.alerts.extend(later.alerts);
         self.detectors.merge(later.detectors);
         self.alerts_next_minute = later.alerts_next_minute.or(self.alerts_next_minute);
+        self.live_keys = later.live_keys;
     }
 }
 
@@ -179,7 +182,7 @@ impl EpochCloser {
                 .map(|(&p, progress)| (p, PartitionCheckpoint { resume_offset: progress.next_offset(), replay: progress.replay_point(committed) }))
                 .collect(),
         });
-        OutputBatch {
+        let mut batch = OutputBatch {
             upto: until,
             replayed,
             traffic: self.traffic.close(until),
@@ -191,7 +194,14 @@ impl EpochCloser {
             rejects: closed_rejects.into_iter().flat_map(|(t, rows)| rows.into_iter().map(move |r| (r, t))).collect(),
             checkpoint,
             ..Default::default()
-        }
+        };
+        batch.live_keys = self.traffic.live_keys()
+            + self.status.live_keys()
+            + self.clients.live_keys()
+            + self.latency.live_keys()
+            + self.peaks.live_keys()
+            + self.abusers.live_keys();
+        batch
     }
 }
 

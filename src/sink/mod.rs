@@ -21,6 +21,7 @@ use tracing::{error, info, warn};
 use self::mysql::MysqlWriter;
 use crate::config::SinkConfig;
 use crate::notify::{Dispatcher, NotifyConfig};
+use crate::telemetry::METRICS;
 
 /// Where and how to write.
 #[derive(Clone, Debug)]
@@ -51,6 +52,7 @@ pub fn write_to_mysql<'s>(batches: StreamVec<'s, Time, OutputBatch>, settings: S
         move |(input, frontier), _output| {
             input.for_each(|_cap, data| {
                 for batch in data.drain(..) {
+                    METRICS.live_keys_peak.raise_to(batch.live_keys as u64);
                     if batch.replayed {
                         // Committed before the restart: the replay only rebuilt state.
                         continue;
