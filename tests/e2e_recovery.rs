@@ -176,3 +176,69 @@ fn filebeat_resends_of_processed_events_change_nothing() {
     let expected = uninterrupted(&services, &topic, "recovery_resend_ref");
     assert_same_tables(&before, &expected, "a single run over events and re-sends");
 }
+
+#[test]
+fn a_newer_instance_fences_out_the_older_one() {
+    let services = Services::from_env();
+    let logs = tempfile::tempdir().unwrap();
+    let topic = fresh_topic(&services, PARTITIONS);
+    let messages = traffic(24, 8_000, false);
+    let (first, rest) = messages.split_at(4_000);
+    produce(&services, &topic, first.to_vec());
+    let url = fresh_database(&services, "recovery_fence");
+    let env = settings(&services, &topic, &url);
+    migrate(&env);
+    let mut old = Job::spawn(&["run", "-c", "config/local.toml", "-w", "1"], &env, &log_path(logs.path(), "old"));
+    wait_until_committed(&url, &end_offsets(&services, &topic, PARTITIONS), Duration::from_secs(60), &old);
+    // A second instance takes over while the first still runs; new data makes both want to
+    // commit. Only the newer may: the older exits with status 75 without committing.
+    let new = Job::spawn(&["run", "-c", "config/local.toml", "-w", "1"], &env, &log_path(logs.path(), "new"));
+    std::thread::sleep(Duration::from_secs(2));
+    produce(&services, &topic, rest.to_vec());
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = old.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(std::time::Instant::now() < deadline, "the older instance kept running:\n{}", old.log_text());
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(status.code(), Some(75), "{}", old.log_text());
+    assert!(old.log_text().contains("fenced"), "{}", old.log_text());
+    wait_until_committed(&url, &end_offsets(&services, &topic, PARTITIONS), Duration::from_secs(60), &new);
+    assert!(new.terminate().success());
+    let expected = uninterrupted(&services, &topic, "recovery_fence_ref");
+    assert_same_tables(&dump_tables(&url), &expected, "after a take-over");
+}
+
+#[test]
+fn a_replay_point_lost_to_retention_stops_the_start_unless_the_loss_is_accepted() {
+    use rdkafka::admin::{AdminClient, AdminOptions};
+    use rdkafka::client::DefaultClientContext;
+    use rdkafka::config::ClientConfig;
+    use rdkafka::{Offset, TopicPartitionList};
+
+    let services = Services::from_env();
+    let topic = fresh_topic(&services, PARTITIONS);
+    produce(&services, &topic, traffic(25, 8_000, false));
+    let url = fresh_database(&services, "recovery_retention");
+    let env = settings(&services, &topic, &url);
+    migrate(&env);
+    assert_success(&edgeflow(&["run", "-c", "config/local.toml", "-w", "2", "--exit-at-end"], &env), "first run");
+
+    // Retention deletes partition 0 up to its end: the replay point is gone.
+    let end = end_offsets(&services, &topic, PARTITIONS)[&0];
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new().set("bootstrap.servers", &services.brokers).create().unwrap();
+    let mut offsets = TopicPartitionList::new();
+    offsets.add_partition_offset(&topic, 0, Offset::Offset(end)).unwrap();
+    runtime().block_on(admin.delete_records(&offsets, &AdminOptions::new())).expect("delete records");
+
+    let refused = edgeflow(&["run", "-c", "config/local.toml", "-w", "2", "--exit-at-end"], &env);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "a start that would skip deleted messages must fail:\n{stderr}");
+    assert!(stderr.contains("retention has deleted") && stderr.contains("--accept-data-loss"), "{stderr}");
+    assert_success(
+        &edgeflow(&["run", "-c", "config/local.toml", "-w", "2", "--exit-at-end", "--accept-data-loss"], &env),
+        "run accepting the loss",
+    );
+}
