@@ -109,22 +109,10 @@ impl OutputFormat {
         }
     }
 
-    /// The `log_format` string that produces these lines (paste into nginx or a parser).
+    /// The `log_format` string that produces these lines: the parser's preset of the same
+    /// name (paste into nginx), so generator and parser cannot drift apart.
     pub fn nginx_log_format(self) -> &'static str {
-        match self {
-            OutputFormat::Combined => {
-                r#"$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent""#
-            }
-            OutputFormat::Main => {
-                r#"$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent" "$http_x_forwarded_for""#
-            }
-            OutputFormat::Cdn => {
-                r#"$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent" "$http_x_forwarded_for" "$http_x_real_ip" $host $request_time $upstream_response_time $upstream_cache_status $bytes_sent"#
-            }
-            OutputFormat::Json => {
-                r#"{"remote_addr":"$remote_addr","time_iso8601":"$time_iso8601","request":"$request","status":"$status","body_bytes_sent":"$body_bytes_sent","bytes_sent":"$bytes_sent","http_referer":"$http_referer","http_user_agent":"$http_user_agent","http_x_forwarded_for":"$http_x_forwarded_for","http_x_real_ip":"$http_x_real_ip","host":"$host","request_time":"$request_time","upstream_response_time":"$upstream_response_time","upstream_cache_status":"$upstream_cache_status"}"#
-            }
-        }
+        dataflows::parse::presets::find(self.name()).expect("every output format is a parser preset").format
     }
 
     /// The `escape=` parameter of the `log_format` directive: `default` or `json`.

@@ -303,10 +303,11 @@ pub(super) fn render_line(
     let referer = (!text.referer.is_empty()).then_some(text.referer.as_str());
     if format == OutputFormat::Json {
         let e = Escape::Json;
-        out.push_str("{\"remote_addr\":\"");
-        out.push_str(lb);
-        out.push_str("\",\"time_iso8601\":\"");
+        // Key order of the parser's `json` preset: the line is matched by its literal text.
+        out.push_str("{\"time_iso8601\":\"");
         time.push(out, event_ms);
+        out.push_str("\",\"remote_addr\":\"");
+        out.push_str(lb);
         out.push_str("\",\"request\":\"");
         push_request(out, e, req, text);
         out.push_str("\",\"status\":\"");

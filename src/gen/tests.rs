@@ -206,8 +206,8 @@ fn check_default_line(gen: &TrafficGen, l: &GeneratedLine) {
 }
 
 const JSON_KEYS: [&str; 14] = [
-    "remote_addr",
     "time_iso8601",
+    "remote_addr",
     "request",
     "status",
     "body_bytes_sent",
@@ -236,7 +236,7 @@ fn check_json_line(gen: &TrafficGen, l: &GeneratedLine) {
             .unwrap_or_else(|| panic!("{k} out of order: {}", l.line));
         at += i + needle.len();
     }
-    assert!(l.line.starts_with("{\"remote_addr\":\"") && l.line.ends_with("\"}"));
+    assert!(l.line.starts_with("{\"time_iso8601\":\"") && l.line.ends_with("\"}"));
     assert!(LOAD_BALANCERS.contains(&v["remote_addr"].as_str()));
     let mut iso = String::new();
     civil::push_time_iso8601(&mut iso, l.event_ms, gen.config().tz_offset_minutes);
@@ -744,6 +744,25 @@ fn config_reports_every_problem_and_parses_with_defaults() {
             } else {
                 "$remote_addr"
             }));
+    }
+}
+
+#[test]
+fn every_format_decodes_with_its_parser_preset_raw_and_as_filebeat() {
+    use dataflows::clean::CleanConfig;
+    use dataflows::parse::{Decoder, ParseConfig};
+    for format in OutputFormat::ALL {
+        for filebeat in [false, true] {
+            let config = GenConfig { lines: 2_000, format, filebeat, ..GenConfig::default() };
+            let parse = ParseConfig { format: format.name().to_owned(), ..ParseConfig::default() };
+            let clean = CleanConfig { default_domain: Some("all.example".into()), ..CleanConfig::default() };
+            let mut decoder = Decoder::new(&parse, &clean).unwrap();
+            for line in TrafficGen::new(config).unwrap() {
+                let decoded = decoder.decode(line.payload.as_bytes());
+                assert!(decoded.is_ok(), "{format} filebeat={filebeat}: {:?}\n{}", decoded.err(), line.payload);
+                assert_eq!(decoded.unwrap().record.event_ms / 1000, line.event_ms / 1000);
+            }
+        }
     }
 }
 
