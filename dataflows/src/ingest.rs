@@ -143,7 +143,7 @@ impl Combiner {
 
     fn drain_into(&mut self, out: &mut Vec<Ingested>) {
         let interner = &self.interner;
-        let key = |domain: DomainId, window: Window| DomainWindow { domain: interner.name(domain).to_owned(), window };
+        let key = |domain: DomainId, window: Window| DomainWindow::new(interner.name(domain).to_owned(), window);
         let mut traffic = Vec::new();
         self.traffic.drain(|(d, w)| key(d, w), &mut traffic);
         out.extend(traffic.into_iter().map(|(k, t, r)| Ingested::Traffic(k, t, r)));
