@@ -519,16 +519,7 @@ fn fill_bandwidth(url: &str, first_minute: i64) {
 
 fn minute_input(t: i64) -> String {
     // YYYY-MM-DDTHH:MM for <input type="datetime-local"> (UTC).
-    let days = t.div_euclid(86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    let (year, month, day) = edgeflow::dashboard::range::civil_from_days(t.div_euclid(86_400));
     let s = t.rem_euclid(86_400);
     format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}", s / 3_600, s / 60 % 60)
 }
