@@ -36,7 +36,7 @@ use crate::parse::format::{show, Fields, LogFormat, Var};
 use crate::parse::net::{normalize_host, parse_ip, Cidr, CidrSet};
 use crate::parse::time::{parse_msec, TimeCache};
 use crate::parse::values::{
-    parse_bytes, parse_cache_status, parse_duration_us, parse_method, parse_status, parse_upstream_time_us, request_method,
+    parse_bytes, parse_cache_status, parse_duration_us, parse_method, parse_request_method, parse_status, parse_upstream_time_us,
 };
 use crate::parse::{BytesField, ConfigError};
 use crate::record::{CleanRecord, Method, Reject, RejectReason};
@@ -478,7 +478,7 @@ pub struct CleanCache {
 
 fn method(fields: &Fields<'_>, layout: &Layout) -> Method {
     match fields.get(layout.method) {
-        Some(raw) if layout.method == Var::Request => parse_method(request_method(raw)),
+        Some(raw) if layout.method == Var::Request => parse_request_method(raw),
         Some(raw) => parse_method(raw),
         None => Method::Other,
     }

@@ -40,8 +40,120 @@ pub fn parse_status(raw: &[u8]) -> Result<u16, ValueError> {
     }
 }
 
+/// Each byte of a word: `0x01` times the byte (SWAR constants).
+const ONES: u64 = 0x0101_0101_0101_0101;
+/// The high bit of each byte of a word.
+const HIGH: u64 = 0x8080_8080_8080_8080;
+
+/// The high bit of every byte of `word` that is an ASCII digit, exactly (no carries cross
+/// bytes: the arithmetic is done on the low seven bits of each byte).
+#[inline(always)]
+pub(crate) const fn digit_bits(word: u64) -> u64 {
+    let low = word & !HIGH;
+    // High bit set iff the low seven bits are >= '0': `| HIGH` keeps every byte from borrowing.
+    let at_least_zero = (low | HIGH).wrapping_sub(b'0' as u64 * ONES);
+    // High bit set iff the low seven bits are > '9': at most 0x7f + 0x46, no carry out.
+    let above_nine = low + (0x80 - b'9' as u64 - 1) * ONES;
+    at_least_zero & !above_nine & !word & HIGH
+}
+
+/// The high bit of every byte of `word` equal to `byte`, exactly.
+#[inline(always)]
+pub(crate) const fn byte_bits(word: u64, byte: u8) -> u64 {
+    let diff = word ^ (byte as u64 * ONES);
+    // High bit set iff the byte is non-zero: low seven bits + 0x7f cannot carry out of a byte.
+    !(((diff & !HIGH) + (!HIGH)) | diff) & HIGH
+}
+
+/// One bit per byte (bit `i` for byte `i`) of a word from [`digit_bits`] / [`byte_bits`].
+#[inline(always)]
+pub(crate) const fn byte_mask(bits: u64) -> u32 {
+    // Bit 8i moves to bit 56 + i (the multiplier's bits 7(8 - i)); no two products overlap.
+    ((bits >> 7).wrapping_mul(0x0102_0408_1020_4080) >> 56) as u32
+}
+
+/// The first `len` bytes of a word (`len` in 0..=8).
+#[inline(always)]
+pub(crate) const fn low_bytes(len: usize) -> u64 {
+    if len >= 8 {
+        u64::MAX
+    } else {
+        (1u64 << (8 * len)) - 1
+    }
+}
+
+/// `raw` (at most 8 bytes) as a little-endian word, zero-padded; reads only inside `raw`.
+#[inline(always)]
+pub(crate) fn word_upto8(raw: &[u8]) -> u64 {
+    let len = raw.len();
+    debug_assert!(len <= 8);
+    if len >= 4 {
+        // Two 4-byte reads, overlapping unless `len` is 8.
+        let head = u32::from_le_bytes([raw[0], raw[1], raw[2], raw[3]]);
+        let tail = u32::from_le_bytes([raw[len - 4], raw[len - 3], raw[len - 2], raw[len - 1]]);
+        u64::from(head) | u64::from(tail) << (8 * (len - 4))
+    } else if len > 0 {
+        // First, middle and last byte: every byte of 1 to 3, some of them twice.
+        u64::from(raw[0]) | u64::from(raw[len / 2]) << (8 * (len / 2)) | u64::from(raw[len - 1]) << (8 * (len - 1))
+    } else {
+        0
+    }
+}
+
+/// The 8 bytes of `raw` at `at` as a little-endian word.
+#[inline(always)]
+fn word_at(raw: &[u8], at: usize) -> u64 {
+    let mut word = [0; 8];
+    word.copy_from_slice(&raw[at..at + 8]);
+    u64::from_le_bytes(word)
+}
+
+/// The number written by 8 decimal digit values (0..=9, one per byte, the first byte the most
+/// significant digit).
+#[inline(always)]
+const fn eight_digits(digits: u64) -> u64 {
+    // Pairs, then quads, then all eight; each step multiplies two neighbours at once.
+    let pairs = digits.wrapping_mul(10 << 8 | 1) >> 8 & 0x00ff_00ff_00ff_00ff;
+    let quads = pairs.wrapping_mul(100 << 16 | 1) >> 16 & 0x0000_ffff_0000_ffff;
+    quads.wrapping_mul(10_000 << 32 | 1) >> 32
+}
+
+/// The value of `raw`, 1 to 8 bytes, if all are ASCII digits.
+#[inline(always)]
+fn digits_upto8(raw: &[u8]) -> Option<u64> {
+    let len = raw.len();
+    debug_assert!((1..=8).contains(&len));
+    let word = word_upto8(raw);
+    let used = low_bytes(len);
+    if digit_bits(word) & used != HIGH & used {
+        return None;
+    }
+    // Digit values, moved up so the padding becomes leading zeros.
+    Some(eight_digits(((word ^ (b'0' as u64 * ONES)) & used) << (64 - 8 * len)))
+}
+
 /// A byte count (`$bytes_sent`, `$body_bytes_sent`).
 pub fn parse_bytes(raw: &[u8]) -> Result<u64, ValueError> {
+    let len = raw.len();
+    // 1 to 8 digits (every realistic count): one word.
+    if len.wrapping_sub(1) < 8 {
+        return digits_upto8(raw).ok_or(ValueError::NotANumber);
+    }
+    // 9 to 16 digits: the last 8, then what comes before them.
+    if len.wrapping_sub(9) < 8 {
+        let tail = word_at(raw, len - 8);
+        return match (digits_upto8(&raw[..len - 8]), digit_bits(tail) == HIGH) {
+            (Some(head), true) => Ok(head * 100_000_000 + eight_digits(tail ^ (b'0' as u64 * ONES))),
+            _ => Err(ValueError::NotANumber),
+        };
+    }
+    parse_bytes_slow(raw)
+}
+
+/// [`parse_bytes`] for empty text and 17 or more bytes.
+#[cold]
+#[inline(never)]
+fn parse_bytes_slow(raw: &[u8]) -> Result<u64, ValueError> {
     if raw.is_empty() {
         return Err(ValueError::NotANumber);
     }
@@ -67,20 +179,41 @@ pub fn parse_bytes(raw: &[u8]) -> Result<u64, ValueError> {
 
 const US_PER_SECOND: u64 = 1_000_000;
 
+/// `d.ddd` (what nginx writes: one whole-seconds digit and milliseconds) in microseconds, read
+/// from the five bytes as one word: `None` for any other length or shape.
+#[inline(always)]
+fn nginx_duration_us(raw: &[u8]) -> Option<u32> {
+    let &[whole, dot, a, b, c] = raw else {
+        return None;
+    };
+    // Digit values, and 0 where the dot belongs.
+    let digits = u32::from_le_bytes([whole, dot, a, b]) ^ u32::from_le_bytes(*b"0.00");
+    let last = c.wrapping_sub(b'0');
+    // A byte above 9 gets its high bit set by the addition (or had it already).
+    let bad = (digits.wrapping_add(0x7676_7676) | digits) & 0x8080_8080 | digits & 0xff00 | u32::from(last > 9);
+    if bad != 0 {
+        return None;
+    }
+    let millis = (digits >> 16 & 0xff) * 100 + (digits >> 24) * 10 + u32::from(last);
+    Some((digits & 0xff) * 1_000_000 + millis * 1_000)
+}
+
 /// Seconds with a decimal fraction (`0.012`, as nginx writes `$request_time`) in microseconds,
 /// saturating at `u32::MAX` (about 71 minutes); digits past the sixth decimal are dropped.
 /// `-` or empty (no value) is `None`.
+#[inline]
 pub fn parse_duration_us(raw: &[u8]) -> Result<Option<u32>, ValueError> {
+    if let Some(us) = nginx_duration_us(raw) {
+        return Ok(Some(us));
+    }
+    parse_duration_other(raw)
+}
+
+/// [`parse_duration_us`] for everything but `d.ddd`.
+#[inline(never)]
+fn parse_duration_other(raw: &[u8]) -> Result<Option<u32>, ValueError> {
     if matches!(raw, b"-" | b"") {
         return Ok(None);
-    }
-    // What nginx writes: one whole-seconds digit and milliseconds (`0.012`).
-    if let &[whole, b'.', a, b, c] = raw {
-        let digits = [whole, a, b, c].map(|byte| byte.wrapping_sub(b'0'));
-        if digits.iter().all(|&digit| digit <= 9) {
-            let [whole, a, b, c] = digits.map(u32::from);
-            return Ok(Some(whole * 1_000_000 + (a * 100 + b * 10 + c) * 1_000));
-        }
     }
     // One pass: whole seconds, then up to six decimals; saturates instead of overflowing.
     let mut seconds = 0u64;
@@ -116,7 +249,21 @@ pub fn parse_duration_us(raw: &[u8]) -> Result<Option<u32>, ValueError> {
 /// `$upstream_response_time`: one duration per upstream tried, separated by `, ` (next upstream
 /// after a failure) or ` : ` (internal redirect to another upstream group). The last one is
 /// the upstream that produced the response; its `-` (not connected) is `None`.
+#[inline]
 pub fn parse_upstream_time_us(raw: &[u8]) -> Result<Option<u32>, ValueError> {
+    // One upstream (the common case): no separator to look for.
+    if let Some(us) = nginx_duration_us(raw) {
+        return Ok(Some(us));
+    }
+    if raw == b"-" {
+        return Ok(None);
+    }
+    parse_upstream_list(raw)
+}
+
+/// [`parse_upstream_time_us`] for a list, or a value not in nginx's `d.ddd` shape.
+#[inline(never)]
+fn parse_upstream_list(raw: &[u8]) -> Result<Option<u32>, ValueError> {
     // A loop, not memrchr2: the text is a few bytes and the call would cost more.
     let last = match raw.iter().rposition(|&byte| byte == b',' || byte == b':') {
         Some(separator) => raw[separator + 1..].trim_ascii(),
@@ -127,35 +274,53 @@ pub fn parse_upstream_time_us(raw: &[u8]) -> Result<Option<u32>, ValueError> {
 
 /// `$upstream_cache_status`, case-insensitive; `-` or empty (not cacheable) is
 /// [`CacheStatus::None`].
+#[inline]
 pub fn parse_cache_status(raw: &[u8]) -> Result<CacheStatus, ValueError> {
-    // As nginx writes them.
-    match raw {
-        b"HIT" => return Ok(CacheStatus::Hit),
-        b"MISS" => return Ok(CacheStatus::Miss),
-        b"-" => return Ok(CacheStatus::None),
-        b"EXPIRED" => return Ok(CacheStatus::Expired),
-        b"STALE" => return Ok(CacheStatus::Stale),
-        _ => {}
+    let len = raw.len();
+    if len <= 8 {
+        // The length alone leaves one candidate: compare it as one word, letters folded to
+        // lower case (`| 0x20` only equates a letter with its other case).
+        let (name, fold, status) = CACHE_BY_LEN[len];
+        return match status {
+            Some(status) if word_upto8(raw) | fold == name => Ok(status),
+            _ => Err(ValueError::UnknownCacheStatus),
+        };
     }
-    // The length alone leaves one candidate.
-    let (name, status): (&[u8], CacheStatus) = match raw.len() {
-        0 => return Ok(CacheStatus::None),
-        1 => (b"-", CacheStatus::None),
-        3 => (b"HIT", CacheStatus::Hit),
-        4 => (b"MISS", CacheStatus::Miss),
-        5 => (b"STALE", CacheStatus::Stale),
-        6 => (b"BYPASS", CacheStatus::Bypass),
-        7 => (b"EXPIRED", CacheStatus::Expired),
-        8 => (b"UPDATING", CacheStatus::Updating),
-        11 => (b"REVALIDATED", CacheStatus::Revalidated),
-        _ => return Err(ValueError::UnknownCacheStatus),
-    };
-    if raw.eq_ignore_ascii_case(name) {
-        Ok(status)
+    if raw.eq_ignore_ascii_case(b"REVALIDATED") {
+        Ok(CacheStatus::Revalidated)
     } else {
         Err(ValueError::UnknownCacheStatus)
     }
 }
+
+/// By length (0..=8): the lower-cased name as a word, the case-folding bits of its letters,
+/// and the status; `None` where no status has that length.
+const CACHE_BY_LEN: [(u64, u64, Option<CacheStatus>); 9] = {
+    const fn entry(name: &[u8], status: CacheStatus) -> (u64, u64, Option<CacheStatus>) {
+        let mut word = 0u64;
+        let mut fold = 0u64;
+        let mut at = 0;
+        while at < name.len() {
+            let letter = if name[at].is_ascii_alphabetic() { 0x20 } else { 0 };
+            word |= ((name[at] | letter) as u64) << (8 * at);
+            fold |= (letter as u64) << (8 * at);
+            at += 1;
+        }
+        (word, fold, Some(status))
+    }
+    let none = (0, 0, None);
+    [
+        entry(b"", CacheStatus::None),
+        entry(b"-", CacheStatus::None),
+        none,
+        entry(b"HIT", CacheStatus::Hit),
+        entry(b"MISS", CacheStatus::Miss),
+        entry(b"STALE", CacheStatus::Stale),
+        entry(b"BYPASS", CacheStatus::Bypass),
+        entry(b"EXPIRED", CacheStatus::Expired),
+        entry(b"UPDATING", CacheStatus::Updating),
+    ]
+};
 
 /// The first word of a request line: what [`parse_method`] reads.
 pub fn request_method(raw: &[u8]) -> &[u8] {
@@ -170,20 +335,68 @@ pub fn request_method(raw: &[u8]) -> &[u8] {
 
 /// The method token, as nginx's request parser accepts it (`A-Z`, `_`, `-`); case matters.
 /// Anything else, including a known method in lower case, is [`Method::Other`].
+#[inline]
 pub fn parse_method(token: &[u8]) -> Method {
-    match token {
-        b"GET" => Method::Get,
-        b"HEAD" => Method::Head,
-        b"POST" => Method::Post,
-        b"PUT" => Method::Put,
-        b"DELETE" => Method::Delete,
-        b"PATCH" => Method::Patch,
-        b"OPTIONS" => Method::Options,
-        b"CONNECT" => Method::Connect,
-        b"TRACE" => Method::Trace,
-        _ => Method::Other,
+    if token.len() > 7 {
+        return Method::Other;
+    }
+    method_of_word(word_upto8(token), token.len())
+}
+
+/// The method of the first word of `$request` (what `parse_method(request_method(raw))`
+/// gives), reading the first 8 bytes as one word when there are that many.
+#[inline]
+pub fn parse_request_method(raw: &[u8]) -> Method {
+    if raw.len() < 8 {
+        return parse_method(request_method(raw));
+    }
+    let word = word_at(raw, 0);
+    // No space in the first 8 bytes: a token of 8 or more bytes, no method we know.
+    let len = byte_mask(byte_bits(word, b' ')).trailing_zeros() as usize;
+    if len > 7 {
+        return Method::Other;
+    }
+    method_of_word(word & low_bytes(len), len)
+}
+
+/// The method whose name is `word` (zero-padded, `len` of 0..=7 bytes): both candidates of that
+/// length compared at once, no branch on the bytes.
+#[inline(always)]
+fn method_of_word(word: u64, len: usize) -> Method {
+    let [(first, first_method), (second, second_method)] = METHODS_BY_LEN[len & 7];
+    if word == first {
+        first_method
+    } else if word == second {
+        second_method
+    } else {
+        Method::Other
     }
 }
+
+/// By length (0..=7): the (at most two) method names of that length as zero-padded words.
+/// Unused slots hold `u64::MAX`, which no padded word of 7 bytes or fewer equals.
+const METHODS_BY_LEN: [[(u64, Method); 2]; 8] = {
+    const fn word(name: &[u8]) -> u64 {
+        let mut word = 0u64;
+        let mut at = 0;
+        while at < name.len() {
+            word |= (name[at] as u64) << (8 * at);
+            at += 1;
+        }
+        word
+    }
+    let none = (u64::MAX, Method::Other);
+    [
+        [none, none],
+        [none, none],
+        [none, none],
+        [(word(b"GET"), Method::Get), (word(b"PUT"), Method::Put)],
+        [(word(b"HEAD"), Method::Head), (word(b"POST"), Method::Post)],
+        [(word(b"PATCH"), Method::Patch), (word(b"TRACE"), Method::Trace)],
+        [(word(b"DELETE"), Method::Delete), none],
+        [(word(b"OPTIONS"), Method::Options), (word(b"CONNECT"), Method::Connect)],
+    ]
+};
 
 /// `$request` split into its parts. nginx logs the raw request line, so for requests it
 /// rejected (status 400, 408, ...) this can be anything: `-`, empty, TLS bytes.
@@ -312,6 +525,165 @@ mod tests {
         assert_eq!(parse_method(b"get"), Method::Other);
         assert_eq!(parse_method(b"-"), Method::Other);
         assert_eq!(parse_method(b""), Method::Other);
+    }
+
+    #[test]
+    fn swar_byte_classes_are_exact() {
+        // Every byte value at every position, next to bytes that would carry or borrow.
+        for byte in 0..=255u8 {
+            for at in 0..8 {
+                for filler in [0u8, b'0', b'9', b'.', 0x7f, 0x80, 0xff] {
+                    let mut bytes = [filler; 8];
+                    bytes[at] = byte;
+                    let word = u64::from_le_bytes(bytes);
+                    let digits = bytes.iter().enumerate().fold(0, |mask, (i, b)| mask | u32::from(b.is_ascii_digit()) << i);
+                    let dots = bytes.iter().enumerate().fold(0, |mask, (i, &b)| mask | u32::from(b == b'.') << i);
+                    assert_eq!(byte_mask(digit_bits(word)), digits, "{bytes:?}");
+                    assert_eq!(byte_mask(byte_bits(word, b'.')), dots, "{bytes:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn short_reads_cover_every_length() {
+        let text = b"12345678";
+        for len in 0..=8 {
+            let mut padded = [0u8; 8];
+            padded[..len].copy_from_slice(&text[..len]);
+            assert_eq!(word_upto8(&text[..len]), u64::from_le_bytes(padded), "{len}");
+        }
+    }
+
+    /// The digit loop the word-at-a-time [`parse_bytes`] replaced: the reference.
+    fn parse_bytes_reference(raw: &[u8]) -> Result<u64, ValueError> {
+        if raw.is_empty() || !raw.iter().all(u8::is_ascii_digit) {
+            return Err(ValueError::NotANumber);
+        }
+        raw.iter().try_fold(0u64, |acc, &byte| {
+            acc.checked_mul(10).and_then(|acc| acc.checked_add(u64::from(byte - b'0'))).ok_or(ValueError::Overflow)
+        })
+    }
+
+    #[test]
+    fn bytes_at_every_length() {
+        let digits = b"98765432109876543210";
+        for len in 0..=digits.len() {
+            let raw = &digits[..len];
+            assert_eq!(parse_bytes(raw), parse_bytes_reference(raw), "{}", raw.escape_ascii());
+            // One non-digit at each position, the first and last byte included.
+            for at in 0..len {
+                let mut bad = raw.to_vec();
+                for byte in [b'/', b':', b' ', b'-', 0, 0x80 | b'5'] {
+                    bad[at] = byte;
+                    assert_eq!(parse_bytes(&bad), Err(ValueError::NotANumber), "{}", bad.escape_ascii());
+                }
+            }
+        }
+        assert_eq!(parse_bytes(b"12345678"), Ok(12_345_678));
+        assert_eq!(parse_bytes(b"123456789"), Ok(123_456_789));
+        assert_eq!(parse_bytes(b"00000001"), Ok(1));
+        assert_eq!(parse_bytes(b"9999999999999999"), Ok(9_999_999_999_999_999));
+        assert_eq!(parse_bytes(b"12345678901234567"), Ok(12_345_678_901_234_567));
+    }
+
+    /// The cache-status reader before the table: the reference.
+    fn cache_status_reference(raw: &[u8]) -> Result<CacheStatus, ValueError> {
+        let names: [(&[u8], CacheStatus); 9] = [
+            (b"", CacheStatus::None),
+            (b"-", CacheStatus::None),
+            (b"HIT", CacheStatus::Hit),
+            (b"MISS", CacheStatus::Miss),
+            (b"STALE", CacheStatus::Stale),
+            (b"BYPASS", CacheStatus::Bypass),
+            (b"EXPIRED", CacheStatus::Expired),
+            (b"UPDATING", CacheStatus::Updating),
+            (b"REVALIDATED", CacheStatus::Revalidated),
+        ];
+        names.iter().find(|(name, _)| raw.eq_ignore_ascii_case(name)).map(|&(_, status)| status).ok_or(ValueError::UnknownCacheStatus)
+    }
+
+    /// The method reader before the table: the reference.
+    fn method_reference(token: &[u8]) -> Method {
+        let names: [(&[u8], Method); 9] = [
+            (b"GET", Method::Get),
+            (b"HEAD", Method::Head),
+            (b"POST", Method::Post),
+            (b"PUT", Method::Put),
+            (b"DELETE", Method::Delete),
+            (b"PATCH", Method::Patch),
+            (b"OPTIONS", Method::Options),
+            (b"CONNECT", Method::Connect),
+            (b"TRACE", Method::Trace),
+        ];
+        names.iter().find(|(name, _)| token == *name).map_or(Method::Other, |&(_, method)| method)
+    }
+
+    #[test]
+    fn cache_status_folds_letters_only() {
+        for raw in [&b"\r"[..], b"\x0d", b"hi\x14", b"h\x09t", b"MISS\0", b"-\0", b"\0", b"UPDATINGS", b"REVALIDATE"] {
+            assert_eq!(parse_cache_status(raw), Err(ValueError::UnknownCacheStatus), "{}", raw.escape_ascii());
+        }
+        assert_eq!(parse_cache_status(b"rEvAlIdAtEd"), Ok(CacheStatus::Revalidated));
+        assert_eq!(parse_cache_status(b"Updating"), Ok(CacheStatus::Updating));
+    }
+
+    #[test]
+    fn request_methods_at_every_length() {
+        for line in [
+            &b"GET / HTTP/1.1"[..],
+            b"OPTIONS * HTTP/1.1",
+            b"CONNECT a:443 HTTP/1.1",
+            b"OPTIONSX / HTTP/1.1",
+            b"GETX",
+            b"GET",
+            b"",
+            b"-",
+            b" GET /",
+            b"PUT /",
+            b"DELETE /",
+            b"PATCH /a",
+            b"TRACE /",
+            b"HEAD /",
+            b"POST /",
+            b"get / HTTP/1.1",
+            b"GET\t/ HTTP/1.1",
+            b"ABCDEFGH",
+            b"ABCDEFG ",
+        ] {
+            assert_eq!(parse_request_method(line), method_reference(request_method(line)), "{}", line.escape_ascii());
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn bytes_agree_with_the_digit_loop(text in "[0-9]{0,21}|[0-9a+ .-]{0,21}", number in proptest::prelude::any::<u64>()) {
+            proptest::prop_assert_eq!(parse_bytes(text.as_bytes()), parse_bytes_reference(text.as_bytes()), "{:?}", text);
+            proptest::prop_assert_eq!(parse_bytes(number.to_string().as_bytes()), Ok(number));
+        }
+
+        #[test]
+        fn durations_agree_with_the_general_reader(text in "[0-9][.,][0-9]{3}|[0-9.x-]{0,7}") {
+            // The `d.ddd` fast path against the one-pass reader it short-cuts.
+            proptest::prop_assert_eq!(parse_duration_us(text.as_bytes()), parse_duration_other(text.as_bytes()), "{:?}", text);
+            let upstream = format!("0.5, {text}");
+            proptest::prop_assert_eq!(parse_upstream_time_us(text.as_bytes()), parse_upstream_list(text.as_bytes()), "{:?}", text);
+            proptest::prop_assert_eq!(parse_upstream_time_us(upstream.as_bytes()), parse_upstream_list(upstream.as_bytes()), "{:?}", upstream);
+        }
+
+        #[test]
+        fn cache_status_agrees_with_the_name_list(text in "[-a-zA-Z\\r\\x00\\x0d ]{0,12}|(hit|miss|stale|bypass|expired|updating|revalidated|-)") {
+            proptest::prop_assert_eq!(parse_cache_status(text.as_bytes()), cache_status_reference(text.as_bytes()), "{:?}", text);
+            let upper = text.to_ascii_uppercase();
+            proptest::prop_assert_eq!(parse_cache_status(upper.as_bytes()), cache_status_reference(upper.as_bytes()), "{:?}", upper);
+        }
+
+        #[test]
+        fn methods_agree_with_the_name_list(token in "[A-Za-z_ -]{0,9}|(GET|HEAD|POST|PUT|DELETE|PATCH|OPTIONS|CONNECT|TRACE)[ /A-Z]{0,3}", rest in "[ -~]{0,12}") {
+            proptest::prop_assert_eq!(parse_method(token.as_bytes()), method_reference(token.as_bytes()), "{:?}", token);
+            let line = format!("{token}{rest}");
+            proptest::prop_assert_eq!(parse_request_method(line.as_bytes()), method_reference(request_method(line.as_bytes())), "{:?}", line);
+        }
     }
 
     #[test]
