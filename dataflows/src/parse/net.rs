@@ -14,50 +14,87 @@
 //!   and lower-cases, borrowing unless there was an upper-case letter.
 
 use std::borrow::Cow;
+use std::hint::select_unpredictable;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
 
 use memchr::memchr;
 use thiserror::Error;
 
-/// Reads an IPv4 address at the start of `raw`; returns it and the bytes it used.
+use super::values::{byte_mask, digit_bits};
+
+/// Reads an IPv4 address at the start of `raw`; returns it and the bytes it used. Each octet is
+/// 1 to 3 digits without a leading zero, at most 255; digits after the third of the last
+/// octet are left for the caller (who expects a `:port` or the end there).
 #[inline]
 fn ipv4_prefix(raw: &[u8]) -> Option<(Ipv4Addr, usize)> {
-    let (a, mut at) = octet(raw, 0)?;
-    let mut octets = [a, 0, 0, 0];
-    for octet_slot in &mut octets[1..] {
-        if raw.get(at) != Some(&b'.') {
-            return None;
-        }
-        let (value, end) = octet(raw, at + 1)?;
-        *octet_slot = value;
-        at = end;
+    let len = raw.len();
+    if len >= 8 {
+        // The first 16 bytes (zero-padded): two 8-byte reads, overlapping below 16 bytes.
+        let window = len.min(16);
+        let low = word_at(raw, 0);
+        let high = word_at(raw, window - 8);
+        // Bytes below 8 (read twice) shifted out, in two steps: the shift may be 64.
+        let shift = 4 * (16 - window) as u32;
+        ipv4_in_window(low, high >> shift >> shift)
+    } else if len >= 7 {
+        // Exactly 7 bytes (`1.2.3.4`): two overlapping 4-byte reads.
+        let head = u32::from_le_bytes([raw[0], raw[1], raw[2], raw[3]]);
+        let tail = u32::from_le_bytes([raw[3], raw[4], raw[5], raw[6]]);
+        ipv4_in_window(u64::from(head) | u64::from(tail) << 24, 0)
+    } else {
+        // No address fits in fewer than 7 bytes.
+        None
     }
-    Some((Ipv4Addr::from(octets), at))
 }
 
-/// The value of the ASCII digit at `at`, if there is one.
+/// The 8 bytes of `raw` at `at` as a little-endian word.
 #[inline(always)]
-fn digit_at(raw: &[u8], at: usize) -> Option<u8> {
-    raw.get(at).map(|byte| byte.wrapping_sub(b'0')).filter(|&digit| digit <= 9)
+fn word_at(raw: &[u8], at: usize) -> u64 {
+    let mut word = [0; 8];
+    word.copy_from_slice(&raw[at..at + 8]);
+    u64::from_le_bytes(word)
 }
 
-/// One decimal octet at `at`: 1 to 3 digits, no leading zero, at most 255 (further digits
-/// are left for the caller, who expects a `.` there); the value and where it ends.
+/// [`ipv4_prefix`] on the first 16 bytes of the text (`low` bytes 0..8, `high` bytes 8..16,
+/// little-endian, zero past the end), without a branch on the digits: the non-digits become a
+/// bit mask, the first three must be the dots, and every check is folded into one flag.
+/// 16 bytes always suffice: the third dot is at most at 11 and the last octet's third digit
+/// at 14.
 #[inline(always)]
-fn octet(raw: &[u8], at: usize) -> Option<(u8, usize)> {
-    let first = digit_at(raw, at)?;
-    let Some(second) = digit_at(raw, at + 1) else {
-        return Some((first, at + 1));
-    };
-    if first == 0 {
+fn ipv4_in_window(low: u64, high: u64) -> Option<(Ipv4Addr, usize)> {
+    // Bit i set where byte i is no digit; bits 16.. stand for the bytes past the window.
+    let others = !(byte_mask(digit_bits(low)) | byte_mask(digit_bits(high)) << 8);
+    // The first four non-digits: three dots, then whatever ends the last octet.
+    let first = others.trailing_zeros();
+    let rest = others & (others - 1);
+    let second = rest.trailing_zeros();
+    let rest = rest & (rest - 1);
+    let third = rest.trailing_zeros();
+    let rest = rest & (rest - 1);
+    let fourth = rest.trailing_zeros();
+    // Digit values, one per byte (`.` becomes 0x1e).
+    let bytes = ((u128::from(high) << 64 | u128::from(low)) ^ u128::from_le_bytes([b'0'; 16])).to_le_bytes();
+    let is_dot = |at: u32| bytes[at as usize & 15] == b'.' ^ b'0';
+    let mut bad = !(is_dot(first) & is_dot(second) & is_dot(third)) | (third > 11);
+    // Octets: where each starts and how many digits it has (at most 3 taken from the last).
+    let octets = [(0, first), (first + 1, second - first - 1), (second + 1, third - second - 1), (third + 1, (fourth - third - 1).min(3))];
+    let mut address = [0u8; 4];
+    for (octet, (start, digits)) in address.iter_mut().zip(octets) {
+        let digit = |at: u32| u32::from(bytes[(start + at) as usize & 15]);
+        let one = digit(0);
+        let two = one * 10 + digit(1);
+        let three = two * 10 + digit(2);
+        // Selected without a branch: octet lengths vary from address to address.
+        let value = select_unpredictable(digits == 1, one, select_unpredictable(digits == 2, two, three));
+        // 1 to 3 digits, no leading zero, at most 255.
+        bad |= (digits.wrapping_sub(1) > 2) | (digits > 1 && one == 0) | (value > 255);
+        *octet = value as u8;
+    }
+    if bad {
         return None;
     }
-    let Some(third) = digit_at(raw, at + 2) else {
-        return Some((first * 10 + second, at + 2));
-    };
-    let value = u16::from(first) * 100 + u16::from(second) * 10 + u16::from(third);
-    Some((u8::try_from(value).ok()?, at + 3))
+    Some((Ipv4Addr::from(address), (fourth.min(third + 4)) as usize))
 }
 
 /// An IPv4 address, exactly (no port, no surrounding text).
@@ -430,6 +467,73 @@ mod tests {
         }
     }
 
+    /// The byte-at-a-time reader the word-at-a-time [`ipv4_prefix`] replaced: the reference.
+    fn ipv4_prefix_reference(raw: &[u8]) -> Option<(Ipv4Addr, usize)> {
+        let digit_at = |at: usize| raw.get(at).map(|byte| byte.wrapping_sub(b'0')).filter(|&digit| digit <= 9);
+        let octet = |at: usize| -> Option<(u8, usize)> {
+            let first = digit_at(at)?;
+            let Some(second) = digit_at(at + 1) else {
+                return Some((first, at + 1));
+            };
+            if first == 0 {
+                return None;
+            }
+            let Some(third) = digit_at(at + 2) else {
+                return Some((first * 10 + second, at + 2));
+            };
+            let value = u16::from(first) * 100 + u16::from(second) * 10 + u16::from(third);
+            Some((u8::try_from(value).ok()?, at + 3))
+        };
+        let (a, mut at) = octet(0)?;
+        let mut octets = [a, 0, 0, 0];
+        for slot in &mut octets[1..] {
+            if raw.get(at) != Some(&b'.') {
+                return None;
+            }
+            let (value, end) = octet(at + 1)?;
+            *slot = value;
+            at = end;
+        }
+        Some((Ipv4Addr::from(octets), at))
+    }
+
+    #[test]
+    fn ipv4_prefix_at_every_length() {
+        // 7 bytes (the short read), 8 (one word), 9..=15 (overlapping words), 16 and more.
+        let cases: [(&str, Option<([u8; 4], usize)>); 22] = [
+            ("1.2.3.4", Some(([1, 2, 3, 4], 7))),
+            ("1.2.3.0", Some(([1, 2, 3, 0], 7))),
+            ("1.2.3.a", None),
+            ("1.2..34", None),
+            ("10.2.3.4", Some(([10, 2, 3, 4], 8))),
+            ("1.2.3.45", Some(([1, 2, 3, 45], 8))),
+            ("1.2.3.04", None),
+            ("100.20.3.4", Some(([100, 20, 3, 4], 10))),
+            ("203.0.113.7:51234", Some(([203, 0, 113, 7], 11))),
+            ("255.255.255.25", Some(([255, 255, 255, 25], 14))),
+            ("255.255.255.255", Some(([255, 255, 255, 255], 15))),
+            ("255.255.255.256", None),
+            ("255.255.255.2555", Some(([255, 255, 255, 255], 15))),
+            ("255.255.255.255:", Some(([255, 255, 255, 255], 15))),
+            ("255.255.255.255:8080", Some(([255, 255, 255, 255], 15))),
+            ("1.2.3.4567890123456", None),
+            ("1.2.3.1000", Some(([1, 2, 3, 100], 9))),
+            ("1.2.3.4.5.6.7.8.9", Some(([1, 2, 3, 4], 7))),
+            ("1234.1.1.1", None),
+            ("0.0.0.0", Some(([0, 0, 0, 0], 7))),
+            ("00.0.0.0", None),
+            ("1.2.3.\u{ff}4", None),
+        ];
+        for (text, expected) in cases {
+            let got = ipv4_prefix(text.as_bytes()).map(|(address, used)| (address.octets(), used));
+            assert_eq!(got, expected, "{text:?}");
+            assert_eq!(ipv4_prefix(text.as_bytes()), ipv4_prefix_reference(text.as_bytes()), "{text:?}");
+        }
+        for short in ["", "1", "1.2.3.", "1.2.34"] {
+            assert_eq!(ipv4_prefix(short.as_bytes()), None, "{short:?}");
+        }
+    }
+
     #[test]
     fn ipv6_parser_agrees_with_std_on_tricky_input() {
         for text in [
@@ -449,6 +553,18 @@ mod tests {
             proptest::prop_assert_eq!(parse_ipv4(text.as_bytes()), text.parse().ok(), "{:?}", text);
             let address = Ipv4Addr::from(v4);
             proptest::prop_assert_eq!(parse_ipv4(address.to_string().as_bytes()), Some(address));
+        }
+
+        #[test]
+        fn ipv4_prefix_agrees_with_the_byte_reader(text in "[0-9.:a\\x00\\x80\\xff]{0,20}", bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..24)) {
+            proptest::prop_assert_eq!(ipv4_prefix(text.as_bytes()), ipv4_prefix_reference(text.as_bytes()), "{:?}", text);
+            proptest::prop_assert_eq!(ipv4_prefix(&bytes), ipv4_prefix_reference(&bytes), "{:?}", bytes);
+        }
+
+        #[test]
+        fn ipv4_prefix_reads_addresses_followed_by_anything(v4 in proptest::prelude::any::<u32>(), tail in "[0-9.:a]{0,6}") {
+            let text = format!("{}{tail}", Ipv4Addr::from(v4));
+            proptest::prop_assert_eq!(ipv4_prefix(text.as_bytes()), ipv4_prefix_reference(text.as_bytes()), "{:?}", text);
         }
 
         #[test]
