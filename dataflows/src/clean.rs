@@ -278,7 +278,10 @@ impl CleanRules {
     }
 }
 
-/// A reject for a used field: `bad_utf8` if the text is not UTF-8, else `reason`.
+/// A reject for a used field: `bad_utf8` if the text is not UTF-8, else `reason`. Cold: the
+/// formatting stays out of `clean`'s hot path.
+#[cold]
+#[inline(never)]
 fn field_reject(reason: RejectReason, var: Var, raw: &[u8], problem: impl Display) -> Reject {
     if std::str::from_utf8(raw).is_err() {
         return Reject::new(RejectReason::BadUtf8, format!("invalid utf-8 in {var}: '{}'", show(raw)));
@@ -286,8 +289,18 @@ fn field_reject(reason: RejectReason, var: Var, raw: &[u8], problem: impl Displa
     Reject::new(reason, format!("{var} '{}': {problem}", show(raw)))
 }
 
+#[inline(always)]
 fn required<'l>(fields: &Fields<'l>, var: Var, reason: RejectReason) -> Result<&'l [u8], Reject> {
-    fields.get(var).ok_or_else(|| Reject::new(reason, format!("missing {var}")))
+    match fields.get(var) {
+        Some(raw) => Ok(raw),
+        None => Err(missing(var, reason)),
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn missing(var: Var, reason: RejectReason) -> Reject {
+    Reject::new(reason, format!("missing {var}"))
 }
 
 /// The client address after the trusted-proxy rule (see the module doc).

@@ -6,6 +6,8 @@
 //! `-` (nginx's "no value") is `None` for durations, an error for status and bytes (nginx
 //! always writes a number there, `0` when nothing was sent).
 
+use std::hint::select_unpredictable;
+
 use thiserror::Error;
 
 use crate::record::{CacheStatus, Method};
@@ -364,13 +366,8 @@ pub fn parse_request_method(raw: &[u8]) -> Method {
 #[inline(always)]
 fn method_of_word(word: u64, len: usize) -> Method {
     let [(first, first_method), (second, second_method)] = METHODS_BY_LEN[len & 7];
-    if word == first {
-        first_method
-    } else if word == second {
-        second_method
-    } else {
-        Method::Other
-    }
+    // Selects, not branches: which method comes next is up to the clients.
+    select_unpredictable(word == first, first_method, select_unpredictable(word == second, second_method, Method::Other))
 }
 
 /// By length (0..=7): the (at most two) method names of that length as zero-padded words.
