@@ -28,6 +28,7 @@ use memchr::memchr;
 use thiserror::Error;
 
 use super::escape::{is_backslash_escaped, Escape};
+use super::plan::{Plan, MAX_PLANNED_BYTES};
 use crate::record::{Reject, RejectReason};
 
 macro_rules! vars {
@@ -84,7 +85,7 @@ impl fmt::Display for Var {
 
 /// What text a variable can have; lets the matcher reject a wrong split and try the next one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Shape {
+pub(super) enum Shape {
     /// Anything (headers, the request line, unknown variables).
     Any,
     /// No space: values nginx generates as one token (numbers, addresses, `$host`).
@@ -97,7 +98,7 @@ enum Shape {
 
 /// How a candidate value fits its variable's shape.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Fit {
+pub(super) enum Fit {
     Yes,
     /// Not this value, but a longer one might (e.g. `0.012,` before ` 0.034`).
     NotYet,
@@ -122,7 +123,7 @@ impl Shape {
 
     /// Whether `value` fits, when found by searching for the following literal. `lenient`
     /// lets a fixed-width value have any width (the second pass, see `LogFormat::parse`).
-    fn fit(self, value: &[u8], lenient: bool) -> Fit {
+    pub(super) fn fit(self, value: &[u8], lenient: bool) -> Fit {
         match self {
             Shape::Any => Fit::Yes,
             Shape::Fixed(_) if lenient => Fit::Yes,
@@ -180,10 +181,12 @@ pub enum FormatError {
 /// Literal bytes with a precomputed word, so checking "does the text start with these" is one
 /// masked 8-byte compare for literals up to 8 bytes (nearly all of them).
 #[derive(Clone, Debug, Default)]
-struct Pattern {
+pub(super) struct Pattern {
     bytes: Box<[u8]>,
     word: u64,
     mask: u64,
+    /// At most 8 bytes and none of them NUL (see `is_prefix_at`).
+    padding_safe: bool,
 }
 
 impl Pattern {
@@ -194,11 +197,12 @@ impl Pattern {
             word[..bytes.len()].copy_from_slice(bytes);
             mask[..bytes.len()].fill(0xff);
         }
-        Pattern { bytes: bytes.into(), word: u64::from_le_bytes(word), mask: u64::from_le_bytes(mask) }
+        let padding_safe = bytes.len() <= 8 && !bytes.contains(&0);
+        Pattern { bytes: bytes.into(), word: u64::from_le_bytes(word), mask: u64::from_le_bytes(mask), padding_safe }
     }
 
     #[inline(always)]
-    fn is_prefix_of(&self, text: &[u8]) -> bool {
+    pub(super) fn is_prefix_of(&self, text: &[u8]) -> bool {
         if self.bytes.len() <= 8 {
             if let Some(chunk) = text.first_chunk::<8>() {
                 return u64::from_le_bytes(*chunk) & self.mask == self.word;
@@ -206,17 +210,28 @@ impl Pattern {
         }
         has_prefix(text, &self.bytes)
     }
+
+    /// Whether `line[at..]` starts with these bytes, where `padded` is `line` followed by at
+    /// least 8 zero bytes. Up to 8 bytes without a NUL (nearly every literal) is one masked
+    /// compare: such a pattern cannot match the zero padding, so it needs no length check.
+    #[inline(always)]
+    pub(super) fn is_prefix_at(&self, padded: &[u8], line: &[u8], at: usize) -> bool {
+        match padded.get(at..at + 8) {
+            Some(chunk) if self.padding_safe => u64::from_le_bytes(chunk.try_into().expect("8 bytes")) & self.mask == self.word,
+            _ => line.get(at..).is_some_and(|text| has_prefix(text, &self.bytes)),
+        }
+    }
 }
 
 /// Literal text that ends a variable's value.
 #[derive(Clone, Debug)]
-struct Literal {
+pub(super) struct Literal {
     /// The whole literal.
     whole: Pattern,
     /// The literal after its first byte, checked where the first byte was found.
-    rest: Pattern,
+    pub(super) rest: Pattern,
     /// `escape=json` and the literal starts with `"`: a backslash-escaped quote is value text.
-    skip_escaped_quotes: bool,
+    pub(super) skip_escaped_quotes: bool,
 }
 
 impl Literal {
@@ -225,7 +240,7 @@ impl Literal {
         Literal { rest: Pattern::new(bytes.get(1..).unwrap_or_default()), whole: Pattern::new(&bytes), skip_escaped_quotes }
     }
 
-    fn bytes(&self) -> &[u8] {
+    pub(super) fn bytes(&self) -> &[u8] {
         &self.whole.bytes
     }
 
@@ -246,11 +261,11 @@ impl Literal {
 
 /// A variable and the literal that follows it (empty only for the last one).
 #[derive(Clone, Debug)]
-struct Segment {
+pub(super) struct Segment {
     name: Box<str>,
-    var: Option<Var>,
-    shape: Shape,
-    literal: Literal,
+    pub(super) var: Option<Var>,
+    pub(super) shape: Shape,
+    pub(super) literal: Literal,
 }
 
 /// A compiled nginx `log_format`.
@@ -476,214 +491,6 @@ fn block_search(needle: u8, block: &[u8; BLOCK]) -> Option<usize> {
     (flags != 0).then(|| flags.trailing_zeros() as usize / 8)
 }
 
-/// Literal first bytes a [`Plan`] can track at once (one 64-byte window each).
-const MAX_NEEDLES: usize = 4;
-
-/// How a [`Step`] finds the end of its value.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum StepKind {
-    /// `Shape::Fixed`: the literal follows at exactly this width, or the fast path gives up.
-    Fixed(usize),
-    /// A token whose literal starts with a space: the value ends at the first space, and the
-    /// literal must start there (any later occurrence would leave a space in the token).
-    TokenToSpace,
-    /// The first occurrence of the literal where the value fits its shape.
-    Search,
-}
-
-/// One segment of the fast path, flattened so the loop touches one small struct per value.
-#[derive(Clone, Debug)]
-struct Step {
-    kind: StepKind,
-    shape: Shape,
-    var: Option<Var>,
-    /// The literal's first byte and its index in `Plan::needles`.
-    first: u8,
-    needle: usize,
-    /// The literal after its first byte.
-    rest: Pattern,
-    literal_len: usize,
-    skip_escaped_quotes: bool,
-}
-
-/// [`LogFormat::match_leftmost`] for every segment but the last, as straight-line steps over
-/// a per-line scan: for each distinct first byte of a literal, a 64-bit mask of where it occurs
-/// in the next 64 bytes, computed 16 bytes per instruction and reused by every later search
-/// for that byte. Formats whose literals start with more than [`MAX_NEEDLES`] distinct bytes
-/// get no plan and use `LogFormat::match_segments`.
-#[derive(Clone, Debug)]
-struct Plan {
-    needles: [u8; MAX_NEEDLES],
-    steps: Box<[Step]>,
-}
-
-impl Plan {
-    fn new(segments: &[Segment]) -> Option<Plan> {
-        let (_, init) = segments.split_last()?;
-        let mut needles = Vec::new();
-        let mut steps = Vec::with_capacity(init.len());
-        for segment in init {
-            let literal = &segment.literal;
-            let &first = literal.bytes().first()?;
-            let needle = match needles.iter().position(|&byte| byte == first) {
-                Some(index) => index,
-                None => {
-                    needles.push(first);
-                    needles.len() - 1
-                }
-            };
-            let kind = match segment.shape {
-                Shape::Fixed(width) => StepKind::Fixed(width),
-                Shape::Token if first == b' ' => StepKind::TokenToSpace,
-                _ => StepKind::Search,
-            };
-            steps.push(Step {
-                kind,
-                shape: segment.shape,
-                var: segment.var,
-                first,
-                needle,
-                rest: literal.rest.clone(),
-                literal_len: literal.bytes().len(),
-                skip_escaped_quotes: literal.skip_escaped_quotes,
-            });
-        }
-        if needles.len() > MAX_NEEDLES {
-            return None;
-        }
-        let mut padded = [0u8; MAX_NEEDLES];
-        padded[..needles.len()].copy_from_slice(&needles);
-        Some(Plan { needles: padded, steps: steps.into_boxed_slice() })
-    }
-
-    /// Places every value but the last, exactly as `LogFormat::match_segments` would (plus
-    /// skipping `Fit::NotYet` ends, as `Matcher` does); where the last value starts.
-    #[inline]
-    fn run<'l>(&self, line: &'l [u8], mut start: usize, values: &mut [Option<&'l [u8]>; Var::COUNT]) -> Option<usize> {
-        let mut scan = Scan::new(line, self.needles);
-        for step in self.steps.iter() {
-            let end = match step.kind {
-                StepKind::Fixed(width) => {
-                    let end = start + width;
-                    if line.get(end) != Some(&step.first) || !step.rest.is_prefix_of(&line[end + 1..]) {
-                        return None;
-                    }
-                    end
-                }
-                StepKind::TokenToSpace => {
-                    let end = scan.next(step.needle, start)?;
-                    if !step.rest.is_prefix_of(&line[end + 1..]) {
-                        return None;
-                    }
-                    end
-                }
-                StepKind::Search => {
-                    let mut from = start;
-                    loop {
-                        let at = scan.next(step.needle, from)?;
-                        if step.rest.is_prefix_of(&line[at + 1..]) && !(step.skip_escaped_quotes && is_backslash_escaped(line, start, at)) {
-                            match step.shape.fit(&line[start..at], false) {
-                                Fit::Yes => break at,
-                                Fit::NotYet => {}
-                                Fit::Never => return None,
-                            }
-                        }
-                        from = at + 1;
-                    }
-                }
-            };
-            if let Some(var) = step.var {
-                values[var as usize] = Some(&line[start..end]);
-            }
-            start = end + step.literal_len;
-        }
-        Some(start)
-    }
-}
-
-/// Where each needle occurs in a 64-byte window of the line, per needle.
-struct Scan<'l> {
-    line: &'l [u8],
-    needles: [u8; MAX_NEEDLES],
-    /// Start of each needle's window; past the line end until first used.
-    base: [usize; MAX_NEEDLES],
-    /// Bit `i` set: `line[base + i]` is the needle (never set past the line end).
-    bits: [u64; MAX_NEEDLES],
-}
-
-impl<'l> Scan<'l> {
-    #[inline(always)]
-    fn new(line: &'l [u8], needles: [u8; MAX_NEEDLES]) -> Scan<'l> {
-        // `from - base` wraps to a huge offset for every `from <= line.len()`: a refill.
-        Scan { line, needles, base: [line.len() + 64; MAX_NEEDLES], bits: [0; MAX_NEEDLES] }
-    }
-
-    /// The first occurrence of needle `index` at or after `from`.
-    #[inline(always)]
-    fn next(&mut self, index: usize, mut from: usize) -> Option<usize> {
-        let index = index % MAX_NEEDLES;
-        loop {
-            let offset = from.wrapping_sub(self.base[index]);
-            if offset < 64 {
-                let bits = self.bits[index] >> offset;
-                if bits != 0 {
-                    return Some(from + bits.trailing_zeros() as usize);
-                }
-                from = self.base[index] + 64;
-            }
-            let len = self.line.len();
-            if from >= len {
-                return None;
-            }
-            // Near the end the window is the line's last 64 bytes, reaching back before `from`.
-            let base = if len - from >= 64 { from } else { len.saturating_sub(64) };
-            self.base[index] = base;
-            self.bits[index] = window_bits(self.needles[index], &self.line[base..]);
-        }
-    }
-}
-
-/// Bit `i` set where `text[i]` is `needle`, for the first 64 bytes of `text`.
-#[inline(always)]
-fn window_bits(needle: u8, text: &[u8]) -> u64 {
-    match text.first_chunk::<64>() {
-        Some(window) => {
-            let mut bits = 0;
-            for (index, block) in window.chunks_exact(16).enumerate() {
-                let block: &[u8; 16] = block.try_into().expect("16-byte chunk");
-                bits |= u64::from(block_bits(needle, block)) << (16 * index);
-            }
-            bits
-        }
-        // Only lines shorter than 64 bytes.
-        None => text.iter().enumerate().fold(0, |bits, (at, &byte)| bits | u64::from(byte == needle) << at),
-    }
-}
-
-/// Bit `i` set where `block[i]` is `needle`.
-#[cfg(target_arch = "x86_64")]
-#[inline(always)]
-fn block_bits(needle: u8, block: &[u8; 16]) -> u32 {
-    // SAFETY: SSE2 is part of the x86-64 baseline, so every x86-64 CPU has it.
-    unsafe { match_mask(needle, block) }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "sse2")]
-#[inline]
-fn match_mask(needle: u8, block: &[u8; 16]) -> u32 {
-    use std::arch::x86_64::{_mm_cmpeq_epi8, _mm_movemask_epi8, _mm_set1_epi8, _mm_set_epi64x};
-    let word = u128::from_le_bytes(*block);
-    let bytes = _mm_set_epi64x((word >> 64) as i64, word as i64);
-    _mm_movemask_epi8(_mm_cmpeq_epi8(bytes, _mm_set1_epi8(needle as i8))) as u32
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-#[inline(always)]
-fn block_bits(needle: u8, block: &[u8; 16]) -> u32 {
-    block.iter().enumerate().fold(0, |bits, (index, &byte)| bits | u32::from(byte == needle) << index)
-}
-
 /// `text.starts_with(prefix)` without a call to memcmp: literals are a few bytes long.
 #[inline(always)]
 fn has_prefix(text: &[u8], prefix: &[u8]) -> bool {
@@ -813,11 +620,11 @@ impl LogFormat {
             return false;
         };
         let start = match &self.plan {
-            Some(plan) => match plan.run(line, self.prefix.bytes.len(), values) {
+            Some(plan) if line.len() <= MAX_PLANNED_BYTES => match plan.run(line, self.prefix.bytes.len(), values) {
                 Some(start) => start,
                 None => return false,
             },
-            None => match self.match_segments(init, line, values) {
+            _ => match self.match_segments(init, line, values) {
                 Some(start) => start,
                 None => return false,
             },
@@ -837,7 +644,7 @@ impl LogFormat {
     }
 
     /// `match_leftmost` for every segment but the last, segment by segment (formats without
-    /// a [`Plan`]); where the last value starts, or `None`.
+    /// a [`Plan`], lines longer than [`MAX_PLANNED_BYTES`]); where the last value starts, or `None`.
     fn match_segments<'l>(&self, init: &[Segment], line: &'l [u8], values: &mut [Option<&'l [u8]>; Var::COUNT]) -> Option<usize> {
         let mut start = self.prefix.bytes.len();
         for segment in init {
@@ -977,10 +784,13 @@ mod tests {
             tokens in proptest::collection::vec("[0-9a-z .,:\\-\"\\[\\]]{0,12}", 6),
             upstream in "[0-9., :-]{0,10}",
             time_local in proptest::bool::ANY,
+            long_agent in 0usize..600,
         ) {
             let format = compile(r#"$remote_addr - [$time_local] "$http_user_agent" $status $upstream_response_time $bytes_sent"#);
             let time = if time_local { "20/Nov/2026:16:15:39 +0800" } else { tokens[5].as_str() };
-            let line = format!("{} - [{time}] \"{}\" {} {} {}", tokens[0], tokens[1], tokens[2], upstream, tokens[4]);
+            // Lines past MAX_PLANNED_BYTES take the segment-by-segment path: both must agree.
+            let agent = format!("{}{}", tokens[1], "a b".repeat(long_agent / 3));
+            let line = format!("{} - [{time}] \"{agent}\" {} {} {}", tokens[0], tokens[2], upstream, tokens[4]);
             let mut fast = [None; Var::COUNT];
             if format.match_leftmost(line.as_bytes(), &mut fast) {
                 let mut slow = [None; Var::COUNT];
@@ -989,6 +799,16 @@ mod tests {
                 proptest::prop_assert_eq!(fast, slow, "{}", line);
             }
         }
+    }
+
+    #[test]
+    fn a_literal_with_a_nul_is_not_matched_against_the_padding_past_the_line() {
+        let format = compile("$status\0x$body_bytes_sent\0");
+        assert_eq!(field(&format.parse(b"200\0x5\0").expect("matches"), Var::BodyBytesSent), "5");
+        assert!(format.parse(b"200\0x5").is_err());
+        let format = compile("$status\0$body_bytes_sent");
+        assert!(format.parse(b"200\0").is_ok_and(|fields| fields.get(Var::BodyBytesSent) == Some(b"")));
+        assert!(format.parse(b"200").is_err());
     }
 
     #[test]

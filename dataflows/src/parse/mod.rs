@@ -9,6 +9,7 @@
 //! |---------------|------------------------------------------------------------------------|
 //! | `mod.rs`      | `ParseConfig`, `Decoder` (size limits, envelope detection, wiring)     |
 //! | `format.rs`   | the `log_format` compiler and line matcher, `Fields`, `Var`            |
+//! | `plan.rs`     | the matcher's fast path for the common line (straight-line steps)      |
 //! | `directive.rs`| reading a pasted `log_format name escape=... '...';` directive        |
 //! | `escape.rs`   | nginx's `escape=default/json/none`: write and undo                     |
 //! | `presets.rs`  | `combined`, `main`, `cdn`, `json`                                      |
@@ -33,6 +34,7 @@ pub mod envelope;
 pub mod escape;
 pub mod format;
 pub mod net;
+mod plan;
 pub mod presets;
 pub mod time;
 pub mod values;
