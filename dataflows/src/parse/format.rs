@@ -28,7 +28,7 @@ use memchr::memchr;
 use thiserror::Error;
 
 use super::escape::{is_backslash_escaped, Escape};
-use super::plan::{Plan, MAX_PLANNED_BYTES};
+use super::plan::{LineBuffer, Plan};
 use crate::record::{Reject, RejectReason};
 
 macro_rules! vars {
@@ -185,7 +185,7 @@ pub(super) struct Pattern {
     bytes: Box<[u8]>,
     word: u64,
     mask: u64,
-    /// At most 8 bytes and none of them NUL (see `is_prefix_at`).
+    /// At most 8 bytes and none of them NUL (see `is_prefix_of_word`).
     padding_safe: bool,
 }
 
@@ -211,14 +211,15 @@ impl Pattern {
         has_prefix(text, &self.bytes)
     }
 
-    /// Whether `line[at..]` starts with these bytes, where `padded` is `line` followed by at
-    /// least 8 zero bytes. Up to 8 bytes without a NUL (nearly every literal) is one masked
-    /// compare: such a pattern cannot match the zero padding, so it needs no length check.
+    /// Whether `line[at..]` starts with these bytes, given `word`: the 8 bytes at `at`, zeros
+    /// past the line's end. Up to 8 bytes without a NUL (nearly every literal) is one masked
+    /// compare: such a pattern cannot match the zeros, so it needs no length check.
     #[inline(always)]
-    pub(super) fn is_prefix_at(&self, padded: &[u8], line: &[u8], at: usize) -> bool {
-        match padded.get(at..at + 8) {
-            Some(chunk) if self.padding_safe => u64::from_le_bytes(chunk.try_into().expect("8 bytes")) & self.mask == self.word,
-            _ => line.get(at..).is_some_and(|text| has_prefix(text, &self.bytes)),
+    pub(super) fn is_prefix_of_word(&self, word: u64, line: &[u8], at: usize) -> bool {
+        if self.padding_safe {
+            word & self.mask == self.word
+        } else {
+            line.get(at..).is_some_and(|text| has_prefix(text, &self.bytes))
         }
     }
 }
@@ -275,8 +276,8 @@ pub struct LogFormat {
     escape: Escape,
     prefix: Pattern,
     segments: Box<[Segment]>,
-    /// The leftmost match as straight-line steps, if the format allows it (see [`Plan`]).
-    plan: Option<Plan>,
+    /// The leftmost match as straight-line steps (see [`Plan`]).
+    plan: Plan,
 }
 
 /// The raw text of each known variable in one line, borrowed from the line.
@@ -579,20 +580,22 @@ impl LogFormat {
     }
 
     /// Splits `line` (without its newline) into fields; `bad_format` if it does not match.
+    /// (Allocates a [`LineBuffer`]; a stream of lines goes through [`LogFormat::parse_into`].)
     pub fn parse<'l>(&self, line: &'l [u8]) -> Result<Fields<'l>, Reject> {
         let mut fields = Fields::new(self.escape);
-        self.parse_into(line, &mut fields)?;
+        self.parse_into(line, &mut fields, &mut LineBuffer::default())?;
         Ok(fields)
     }
 
-    /// [`LogFormat::parse`] into caller-provided fields (saves moving them on the hot path).
-    pub fn parse_into<'l>(&self, line: &'l [u8], fields: &mut Fields<'l>) -> Result<(), Reject> {
+    /// [`LogFormat::parse`] into caller-provided fields (saves moving them on the hot path),
+    /// with a buffer reused from line to line.
+    pub fn parse_into<'l>(&self, line: &'l [u8], fields: &mut Fields<'l>, buffer: &mut LineBuffer) -> Result<(), Reject> {
         fields.escape = self.escape;
         fields.values = [None; Var::COUNT];
         if !self.prefix.is_prefix_of(line) {
             return Err(self.describe(Miss::Prefix, line));
         }
-        if self.match_leftmost(line, &mut fields.values) {
+        if self.match_leftmost(line, &mut fields.values, buffer) {
             return Ok(());
         }
         let mut strict = Matcher::new(self, line, false, &mut fields.values);
@@ -615,19 +618,12 @@ impl LogFormat {
     /// The common case without recursion: each value ends at the first occurrence of its
     /// literal and fits its shape. This is the first path `Matcher` would explore, so when it
     /// succeeds the answer is the same; when it does not, `Matcher` starts over.
-    fn match_leftmost<'l>(&self, line: &'l [u8], values: &mut [Option<&'l [u8]>; Var::COUNT]) -> bool {
-        let Some((last, init)) = self.segments.split_last() else {
+    fn match_leftmost<'l>(&self, line: &'l [u8], values: &mut [Option<&'l [u8]>; Var::COUNT], buffer: &mut LineBuffer) -> bool {
+        let Some(last) = self.segments.last() else {
             return false;
         };
-        let start = match &self.plan {
-            Some(plan) if line.len() <= MAX_PLANNED_BYTES => match plan.run(line, self.prefix.bytes.len(), values) {
-                Some(start) => start,
-                None => return false,
-            },
-            _ => match self.match_segments(init, line, values) {
-                Some(start) => start,
-                None => return false,
-            },
+        let Some(start) = self.plan.run(line, self.prefix.bytes.len(), values, buffer) else {
+            return false;
         };
         let literal = &last.literal.whole;
         let Some(end) = line.len().checked_sub(literal.bytes.len()).filter(|&end| end >= start && literal.is_prefix_of(&line[end..])) else {
@@ -641,34 +637,6 @@ impl LogFormat {
             values[var as usize] = Some(value);
         }
         true
-    }
-
-    /// `match_leftmost` for every segment but the last, segment by segment (formats without
-    /// a [`Plan`], lines longer than [`MAX_PLANNED_BYTES`]); where the last value starts, or `None`.
-    fn match_segments<'l>(&self, init: &[Segment], line: &'l [u8], values: &mut [Option<&'l [u8]>; Var::COUNT]) -> Option<usize> {
-        let mut start = self.prefix.bytes.len();
-        for segment in init {
-            let literal = &segment.literal.whole;
-            let fixed_end = match segment.shape {
-                Shape::Fixed(width) => Some(start + width).filter(|&end| line.get(end..).is_some_and(|rest| literal.is_prefix_of(rest))),
-                _ => None,
-            };
-            let end = match fixed_end {
-                Some(end) => end,
-                None => match segment.literal.find(line, start, start) {
-                    // A token followed by a lone space ends at the first space: `find` found
-                    // it, so the token holds none and needs no check.
-                    Some(end) if segment.shape == Shape::Token && *literal.bytes == *b" " => end,
-                    Some(end) if segment.shape.fit(&line[start..end], false) == Fit::Yes => end,
-                    _ => return None,
-                },
-            };
-            if let Some(var) = segment.var {
-                values[var as usize] = Some(&line[start..end]);
-            }
-            start = end + literal.bytes.len();
-        }
-        Some(start)
     }
 
     fn describe(&self, miss: Miss, line: &[u8]) -> Reject {
@@ -788,11 +756,11 @@ mod tests {
         ) {
             let format = compile(r#"$remote_addr - [$time_local] "$http_user_agent" $status $upstream_response_time $bytes_sent"#);
             let time = if time_local { "20/Nov/2026:16:15:39 +0800" } else { tokens[5].as_str() };
-            // Lines past MAX_PLANNED_BYTES take the segment-by-segment path: both must agree.
+            // Long values take several probes.
             let agent = format!("{}{}", tokens[1], "a b".repeat(long_agent / 3));
             let line = format!("{} - [{time}] \"{agent}\" {} {} {}", tokens[0], tokens[2], upstream, tokens[4]);
             let mut fast = [None; Var::COUNT];
-            if format.match_leftmost(line.as_bytes(), &mut fast) {
+            if format.match_leftmost(line.as_bytes(), &mut fast, &mut LineBuffer::default()) {
                 let mut slow = [None; Var::COUNT];
                 let mut matcher = Matcher::new(&format, line.as_bytes(), false, &mut slow);
                 proptest::prop_assert!(matcher.match_from(0, 0), "{}", line);

@@ -47,6 +47,7 @@ use thiserror::Error;
 
 pub use self::escape::Escape;
 pub use self::format::{Fields, FormatError, LogFormat, Var};
+pub use self::plan::LineBuffer;
 use self::directive::{is_directive, parse_directive, DirectiveError};
 use self::envelope::EnvelopeError;
 use self::net::{CidrError, HostError};
@@ -192,6 +193,8 @@ pub struct Decoder {
     cache: CleanCache,
     /// Holds a Filebeat `message` that had JSON escapes, so records can borrow it.
     message: String,
+    /// The matcher's copy of the line (see [`LineBuffer`]).
+    buffer: LineBuffer,
 }
 
 impl Decoder {
@@ -221,6 +224,7 @@ impl Decoder {
                 max_line_bytes: parse.max_line_bytes,
                 cache: CleanCache::default(),
                 message: String::new(),
+                buffer: LineBuffer::default(),
             }),
             Ok(_) => Err(ConfigError::from_problems(problems)),
             Err(more) => {
@@ -254,19 +258,19 @@ impl Decoder {
         let Some(start) = line.iter().position(|byte| !byte.is_ascii_whitespace()) else {
             return Err(Reject::new(RejectReason::Empty, "empty message"));
         };
-        let Decoder { format, rules, cache, message, .. } = self;
+        let Decoder { format, rules, cache, message, buffer, .. } = self;
         let format: &'a LogFormat = format;
         let rules: &'a CleanRules = rules;
 
         let mut fields = Fields::new(format.escape());
         if line[start] != b'{' {
-            format.parse_into(line, &mut fields)?;
+            format.parse_into(line, &mut fields, buffer)?;
             return Ok(Decoded { record: clean(&fields, rules, cache)?, origin: None });
         }
 
         let json = &line[start..];
         let nginx_json = format.is_json_object();
-        let line_attempt = if nginx_json { Some(format.parse_into(line, &mut fields)) } else { None };
+        let line_attempt = if nginx_json { Some(format.parse_into(line, &mut fields, buffer)) } else { None };
         if let Some(Ok(())) = line_attempt {
             return Ok(Decoded { record: clean(&fields, rules, cache)?, origin: None });
         }
@@ -290,7 +294,7 @@ impl Decoder {
         if inner.iter().all(u8::is_ascii_whitespace) {
             return Err(Reject::new(RejectReason::Empty, "filebeat event with an empty message"));
         }
-        format.parse_into(inner, &mut fields)?;
+        format.parse_into(inner, &mut fields, buffer)?;
         Ok(Decoded { record: clean(&fields, rules, cache)?, origin: event.origin })
     }
 }

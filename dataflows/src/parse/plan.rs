@@ -1,31 +1,49 @@
 //! The matcher's fast path: the leftmost split of a line (each value ends at the first
 //! occurrence of the literal after it, and fits its shape) as straight-line steps.
 //!
-//! The line is first copied into a zero-padded stack buffer, so every step can load 32 bytes
-//! at its search position and 8 at its literal without checking how much line is left: a
-//! value's end is found 32 bytes per probe (two SSE2 compares and a trailing-zero count),
-//! and a literal of up to 9 bytes is checked with one compare of its first byte and one
-//! masked 8-byte compare of the rest. Most values (addresses, numbers, host names, short
-//! quoted strings) end within the first probe.
+//! The line is first copied into a reused buffer with zero bytes after it ([`LineBuffer`]),
+//! so every step loads 32 bytes at its search position and 8 at its literal without checking
+//! how much line is left. A value's end is found 32 bytes per probe (two SSE2 compares and a
+//! trailing-zero count), and a literal of up to 9 bytes is checked with one compare of its
+//! first byte and one masked 8-byte compare of the rest. Most values (addresses, numbers,
+//! host names, short quoted strings) end within the first probe.
 //!
-//! Contract: [`Plan::run`] places exactly the values `LogFormat::match_segments` would, for
-//! every segment but the last, and returns where the last value starts; `None` means the
-//! leftmost split does not work (or the line is longer than [`MAX_PLANNED_BYTES`]) and the
-//! caller falls back to the general matcher, which gives the same answer or a reject.
+//! Contract: [`Plan::run`] places the values of every segment but the last exactly as the
+//! first path of the backtracking `Matcher` would, and returns where the last value starts;
+//! `None` means that path does not work and the caller falls back to the `Matcher`, which
+//! gives the same answer or a reject.
 
 use super::escape::is_backslash_escaped;
 use super::format::{Fit, Pattern, Segment, Shape, Var};
 
-/// Lines up to this long take the fast path (copied to a stack buffer); longer ones, rare
-/// (very long URLs or headers), take the segment-by-segment path.
-pub(super) const MAX_PLANNED_BYTES: usize = 512;
-
 /// Bytes a probe reads at once.
 const PROBE: usize = 32;
 
-/// Zero bytes after the line in the buffer: a probe at the line's end or a literal check
-/// just before it stays inside.
+/// Zero bytes after the line in a [`LineBuffer`]: a probe from the line's end or a literal
+/// check just before it stays inside.
 const PADDING: usize = PROBE + 8;
+
+/// A copy of the line being matched, followed by [`PADDING`] zero bytes. Reused from line to
+/// line, so it grows to the longest line seen and is never cleared whole.
+#[derive(Clone, Debug, Default)]
+pub struct LineBuffer {
+    bytes: Vec<u8>,
+}
+
+impl LineBuffer {
+    /// `line` then `PADDING` zero bytes.
+    #[inline(always)]
+    fn load(&mut self, line: &[u8]) -> &[u8] {
+        let padded = line.len() + PADDING;
+        if self.bytes.len() < padded {
+            self.bytes.resize(padded, 0);
+        }
+        let (copy, padding) = self.bytes[..padded].split_at_mut(line.len());
+        copy.copy_from_slice(line);
+        padding.fill(0);
+        &self.bytes[..padded]
+    }
+}
 
 /// How a [`Step`] finds the end of its value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -61,20 +79,21 @@ pub(super) struct Plan {
 }
 
 impl Plan {
-    /// The plan for `segments` (`None` for a format of one variable: nothing to split).
-    pub(super) fn new(segments: &[Segment]) -> Option<Plan> {
-        let (_, init) = segments.split_last()?;
+    /// The plan for `segments` (every one but the last has a literal after it).
+    pub(super) fn new(segments: &[Segment]) -> Plan {
+        let init = segments.split_last().map_or(&[][..], |(_, init)| init);
         let steps = init
             .iter()
             .map(|segment| {
                 let literal = &segment.literal;
-                let &first = literal.bytes().first()?;
+                debug_assert!(!literal.bytes().is_empty(), "compile refuses adjacent variables");
+                let first = literal.bytes().first().copied().unwrap_or_default();
                 let kind = match segment.shape {
                     Shape::Fixed(width) => StepKind::Fixed(width),
                     Shape::Token if first == b' ' => StepKind::TokenToSpace,
                     _ => StepKind::Search,
                 };
-                Some(Step {
+                Step {
                     kind,
                     shape: segment.shape,
                     var: segment.var,
@@ -83,34 +102,39 @@ impl Plan {
                     rest: literal.rest.clone(),
                     literal_len: literal.bytes().len(),
                     skip_escaped_quotes: literal.skip_escaped_quotes,
-                })
+                }
             })
-            .collect::<Option<Box<[Step]>>>()?;
-        (!steps.is_empty()).then_some(Plan { steps })
+            .collect();
+        Plan { steps }
     }
 
-    /// Places every value but the last, as `LogFormat::match_segments` would (plus skipping
-    /// `Fit::NotYet` ends, as `Matcher` does); where the last value starts.
+    /// Places every value but the last at the first end that fits (as `Matcher`'s first path
+    /// does); where the last value starts.
     #[inline]
-    pub(super) fn run<'l>(&self, line: &'l [u8], mut start: usize, values: &mut [Option<&'l [u8]>; Var::COUNT]) -> Option<usize> {
+    pub(super) fn run<'l>(
+        &self,
+        line: &'l [u8],
+        mut start: usize,
+        values: &mut [Option<&'l [u8]>; Var::COUNT],
+        buffer: &mut LineBuffer,
+    ) -> Option<usize> {
         let len = line.len();
-        if len > MAX_PLANNED_BYTES || start > len {
+        if start > len {
             return None;
         }
-        let mut padded = [0u8; MAX_PLANNED_BYTES + PADDING];
-        padded[..len].copy_from_slice(line);
+        let padded = buffer.load(line);
         for step in self.steps.iter() {
             let end = match step.kind {
                 StepKind::Fixed(width) => {
                     let end = start + width;
-                    if end >= len || padded[end] != step.first || !step.rest.is_prefix_at(&padded, line, end + 1) {
+                    if end >= len || line[end] != step.first || !step.rest.is_prefix_of_word(word_at(padded, end + 1), line, end + 1) {
                         return None;
                     }
                     end
                 }
                 StepKind::TokenToSpace => {
-                    let end = find(&padded, &step.splat, start, len)?;
-                    if !step.rest.is_prefix_at(&padded, line, end + 1) {
+                    let end = find(padded, &step.splat, start, len)?;
+                    if !step.rest.is_prefix_of_word(word_at(padded, end + 1), line, end + 1) {
                         return None;
                     }
                     end
@@ -118,8 +142,8 @@ impl Plan {
                 StepKind::Search => {
                     let mut from = start;
                     loop {
-                        let at = find(&padded, &step.splat, from, len)?;
-                        if step.rest.is_prefix_at(&padded, line, at + 1) && !(step.skip_escaped_quotes && is_backslash_escaped(line, start, at)) {
+                        let at = find(padded, &step.splat, from, len)?;
+                        if step.rest.is_prefix_of_word(word_at(padded, at + 1), line, at + 1) && !(step.skip_escaped_quotes && is_backslash_escaped(line, start, at)) {
                             match step.shape.fit(&line[start..at], false) {
                                 Fit::Yes => break at,
                                 Fit::NotYet => {}
@@ -142,8 +166,14 @@ impl Plan {
     }
 }
 
-/// The first `needle` in `padded[from..len]`, where `padded` extends `len` bytes of line by
-/// at least [`PROBE`] bytes and `from <= len`.
+/// The 8 bytes at `at` of a padded line (`at <= len + 1`), as a word.
+#[inline(always)]
+fn word_at(padded: &[u8], at: usize) -> u64 {
+    padded.get(at..at + 8).map_or(0, |bytes| u64::from_le_bytes(bytes.try_into().expect("8 bytes")))
+}
+
+/// The first `needle` (repeated 16 times) in `padded[from..len]`, where `padded` is a line of
+/// `len` bytes and its padding, and `from <= len`.
 #[inline(always)]
 fn find(padded: &[u8], needle: &[u8; 16], mut from: usize, len: usize) -> Option<usize> {
     loop {
@@ -187,19 +217,26 @@ fn probe_bits(needle: &[u8; 16], probe: &[u8; PROBE]) -> u32 {
 mod tests {
     use super::*;
 
-    /// Every length up to the limit and every start, needles at the probe edges, in the
-    /// padding's reach, and a zero needle (which the padding must not fake).
+    /// Every length up to past a few probes and every start, needles at the probe edges, in
+    /// the padding's reach, and a zero needle (which the padding must not fake); the buffer
+    /// reused from longer to shorter lines.
     #[test]
     fn find_agrees_with_a_plain_search() {
-        for len in 0..=MAX_PLANNED_BYTES {
+        let mut buffer = LineBuffer::default();
+        for len in (0..=4 * PROBE + 3).rev() {
             let line: Vec<u8> = (0..len).map(|at| [b'a', b' ', b'"', 0, b'x', 0x80 | b' '][at * 7 % 11 % 6]).collect();
-            let mut padded = vec![0u8; MAX_PLANNED_BYTES + PADDING];
-            padded[..len].copy_from_slice(&line);
+            let padded = buffer.load(&line);
             for needle in [b' ', b'"', 0, b']'] {
                 for from in 0..=len {
                     let expected = line[from..].iter().position(|&byte| byte == needle).map(|offset| from + offset);
-                    assert_eq!(find(&padded, &[needle; 16], from, len), expected, "len {len} from {from} needle {needle}");
+                    assert_eq!(find(padded, &[needle; 16], from, len), expected, "len {len} from {from} needle {needle}");
                 }
+            }
+            for at in 0..=len {
+                let mut expected = [0u8; 8];
+                let inside = line.len().min(at + 8) - at;
+                expected[..inside].copy_from_slice(&line[at..at + inside]);
+                assert_eq!(word_at(padded, at), u64::from_le_bytes(expected), "len {len} at {at}");
             }
         }
     }
