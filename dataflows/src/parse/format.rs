@@ -190,6 +190,10 @@ pub(super) struct Pattern {
 }
 
 impl Pattern {
+    pub(super) fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
     fn new(bytes: &[u8]) -> Pattern {
         let mut word = [0u8; 8];
         let mut mask = [0u8; 8];
@@ -228,7 +232,7 @@ impl Pattern {
 #[derive(Clone, Debug)]
 pub(super) struct Literal {
     /// The whole literal.
-    whole: Pattern,
+    pub(super) whole: Pattern,
     /// The literal after its first byte, checked where the first byte was found.
     pub(super) rest: Pattern,
     /// `escape=json` and the literal starts with `"`: a backslash-escaped quote is value text.
@@ -619,24 +623,7 @@ impl LogFormat {
     /// literal and fits its shape. This is the first path `Matcher` would explore, so when it
     /// succeeds the answer is the same; when it does not, `Matcher` starts over.
     fn match_leftmost<'l>(&self, line: &'l [u8], values: &mut [Option<&'l [u8]>; Var::COUNT], buffer: &mut LineBuffer) -> bool {
-        let Some(last) = self.segments.last() else {
-            return false;
-        };
-        let Some(start) = self.plan.run(line, self.prefix.bytes.len(), values, buffer) else {
-            return false;
-        };
-        let literal = &last.literal.whole;
-        let Some(end) = line.len().checked_sub(literal.bytes.len()).filter(|&end| end >= start && literal.is_prefix_of(&line[end..])) else {
-            return false;
-        };
-        let value = &line[start..end];
-        if last.shape.fit(value, false) != Fit::Yes {
-            return false;
-        }
-        if let Some(var) = last.var {
-            values[var as usize] = Some(value);
-        }
-        true
+        self.plan.run(line, self.prefix.bytes.len(), values, buffer)
     }
 
     fn describe(&self, miss: Miss, line: &[u8]) -> Reject {

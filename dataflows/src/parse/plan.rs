@@ -8,10 +8,9 @@
 //! first byte and one masked 8-byte compare of the rest. Most values (addresses, numbers,
 //! host names, short quoted strings) end within the first probe.
 //!
-//! Contract: [`Plan::run`] places the values of every segment but the last exactly as the
-//! first path of the backtracking `Matcher` would, and returns where the last value starts;
-//! `None` means that path does not work and the caller falls back to the `Matcher`, which
-//! gives the same answer or a reject.
+//! Contract: [`Plan::run`] places every value exactly as the first path of the backtracking
+//! `Matcher` would; `false` means that path does not work and the caller falls back to the
+//! `Matcher`, which gives the same answer or a reject.
 
 use super::escape::is_backslash_escaped;
 use super::format::{Fit, Pattern, Segment, Shape, Var};
@@ -72,16 +71,31 @@ struct Step {
     skip_escaped_quotes: bool,
 }
 
+/// The last segment: its value runs to where the line's closing literal starts.
+#[derive(Clone, Debug)]
+struct Last {
+    shape: Shape,
+    var: Option<Var>,
+    closing: Pattern,
+}
+
 /// Compiled fast path of one log format.
 #[derive(Clone, Debug)]
 pub(super) struct Plan {
     steps: Box<[Step]>,
+    last: Option<Last>,
 }
+
+/// A space across a probe: the needle of `Shape::Token` checks.
+const SPACES: [u8; 16] = [b' '; 16];
 
 impl Plan {
     /// The plan for `segments` (every one but the last has a literal after it).
     pub(super) fn new(segments: &[Segment]) -> Plan {
-        let init = segments.split_last().map_or(&[][..], |(_, init)| init);
+        let (last, init) = match segments.split_last() {
+            Some((last, init)) => (Some(Last { shape: last.shape, var: last.var, closing: last.literal.whole.clone() }), init),
+            None => (None, &[][..]),
+        };
         let steps = init
             .iter()
             .map(|segment| {
@@ -105,19 +119,24 @@ impl Plan {
                 }
             })
             .collect();
-        Plan { steps }
+        Plan { steps, last }
     }
 
-    /// Places every value but the last at the first end that fits (as `Matcher`'s first path
-    /// does); where the last value starts.
+    /// Places every value at the first end that fits (as `Matcher`'s first path does);
+    /// whether the whole line matched that way. `start` is where the first value starts.
     #[inline]
     pub(super) fn run<'l>(
         &self,
         line: &'l [u8],
-        mut start: usize,
+        start: usize,
         values: &mut [Option<&'l [u8]>; Var::COUNT],
         buffer: &mut LineBuffer,
-    ) -> Option<usize> {
+    ) -> bool {
+        self.place(line, start, values, buffer).is_some()
+    }
+
+    #[inline(always)]
+    fn place<'l>(&self, line: &'l [u8], mut start: usize, values: &mut [Option<&'l [u8]>; Var::COUNT], buffer: &mut LineBuffer) -> Option<()> {
         let len = line.len();
         if start > len {
             return None;
@@ -162,7 +181,20 @@ impl Plan {
                 return None;
             }
         }
-        Some(start)
+        let last = self.last.as_ref()?;
+        let end = len.checked_sub(last.closing.bytes().len()).filter(|&end| end >= start && last.closing.is_prefix_of(&line[end..]))?;
+        let fits = match last.shape {
+            // One probe instead of a byte loop for the common case (a number at the line's end).
+            Shape::Token => find(padded, &SPACES, start, end).is_none(),
+            shape => shape.fit(&line[start..end], false) == Fit::Yes,
+        };
+        if !fits {
+            return None;
+        }
+        if let Some(var) = last.var {
+            values[var as usize] = Some(&line[start..end]);
+        }
+        Some(())
     }
 }
 
