@@ -163,6 +163,10 @@ impl Plan {
                     loop {
                         let at = find(padded, &step.splat, from, len)?;
                         if step.rest.is_prefix_of_word(word_at(padded, at + 1), line, at + 1) && !(step.skip_escaped_quotes && is_backslash_escaped(line, start, at)) {
+                            // Quoted values (`Shape::Any`) fit whatever they hold.
+                            if step.shape == Shape::Any {
+                                break at;
+                            }
                             match step.shape.fit(&line[start..at], false) {
                                 Fit::Yes => break at,
                                 Fit::NotYet => {}
