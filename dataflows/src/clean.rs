@@ -36,7 +36,7 @@ use crate::parse::format::{show, Fields, LogFormat, Var};
 use crate::parse::net::{normalize_host, parse_ip, Cidr, CidrSet};
 use crate::parse::time::{parse_msec, TimeCache};
 use crate::parse::values::{
-    parse_bytes, parse_cache_status, parse_duration_us, parse_method, parse_request_method, parse_status, parse_upstream_time_us,
+    parse_bytes, parse_cache_status, parse_duration_us, parse_method, parse_request_method, parse_status, parse_upstream_time_us, word_at,
 };
 use crate::parse::{BytesField, ConfigError};
 use crate::record::{CleanRecord, Method, Reject, RejectReason};
@@ -415,12 +415,6 @@ impl std::fmt::Debug for HostCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HostCache").field("cached", &self.slots.iter().filter(|entry| entry.len > 0).count()).finish()
     }
-}
-
-/// The 8 bytes at `at` as a word.
-#[inline(always)]
-fn word_at(bytes: &[u8], at: usize) -> u64 {
-    u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"))
 }
 
 impl HostEntry {

@@ -21,7 +21,7 @@ use std::str::FromStr;
 use memchr::memchr;
 use thiserror::Error;
 
-use super::values::{byte_mask, digit_bits};
+use super::values::{byte_mask, digit_bits, word_at};
 
 /// Reads an IPv4 address at the start of `raw`; returns it and the bytes it used. Each octet is
 /// 1 to 3 digits without a leading zero, at most 255; digits after the third of the last
@@ -46,14 +46,6 @@ fn ipv4_prefix(raw: &[u8]) -> Option<(Ipv4Addr, usize)> {
         // No address fits in fewer than 7 bytes.
         None
     }
-}
-
-/// The 8 bytes of `raw` at `at` as a little-endian word.
-#[inline(always)]
-fn word_at(raw: &[u8], at: usize) -> u64 {
-    let mut word = [0; 8];
-    word.copy_from_slice(&raw[at..at + 8]);
-    u64::from_le_bytes(word)
 }
 
 /// [`ipv4_prefix`] on the first 16 bytes of the text (`low` bytes 0..8, `high` bytes 8..16,

@@ -104,7 +104,7 @@ pub(crate) fn word_upto8(raw: &[u8]) -> u64 {
 
 /// The 8 bytes of `raw` at `at` as a little-endian word.
 #[inline(always)]
-fn word_at(raw: &[u8], at: usize) -> u64 {
+pub(crate) fn word_at(raw: &[u8], at: usize) -> u64 {
     let mut word = [0; 8];
     word.copy_from_slice(&raw[at..at + 8]);
     u64::from_le_bytes(word)
