@@ -78,6 +78,19 @@ fn accepted_raw_lines_allocate_nothing() {
 }
 
 #[test]
+fn a_line_longer_than_any_before_grows_the_line_buffer_once() {
+    let mut decoder = decoder("cdn");
+    let long_agent = "x".repeat(6000);
+    let line = CDN_LINES[0].replace("Mozilla/5.0", &long_agent);
+    for expected in [1, 0] {
+        let allocations = allocations_during(|| {
+            std::hint::black_box(decoder.decode(line.as_bytes()).expect("accepted"));
+        });
+        assert_eq!(allocations, expected);
+    }
+}
+
+#[test]
 fn accepted_json_lines_allocate_nothing() {
     let mut decoder = decoder("json");
     let line = r#"{"time_iso8601":"2026-11-20T16:15:39+08:00","remote_addr":"10.0.0.2","request":"GET /a?q=\"x\" HTTP/2.0","status":"200","body_bytes_sent":"10","bytes_sent":"300","http_referer":"","http_user_agent":"UA","http_x_forwarded_for":"","http_x_real_ip":"2001:db8::9","host":"img.example.com","request_time":"0.001","upstream_response_time":"","upstream_cache_status":""}"#;

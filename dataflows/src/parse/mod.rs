@@ -3,7 +3,8 @@
 //!
 //! [`Decoder`] is built once from `[parse]` and `[clean]`; [`Decoder::decode`] is pure apart
 //! from caches, allocation-free for raw lines that are accepted (a Filebeat event allocates
-//! only for JSON strings with escapes), and never panics on any input.
+//! only for JSON strings with escapes; the matcher's line buffer only for a line longer than
+//! 4 KiB and than any before), and never panics on any input.
 //!
 //! | file          | what it owns                                                           |
 //! |---------------|------------------------------------------------------------------------|

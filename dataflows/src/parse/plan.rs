@@ -23,13 +23,23 @@ const PROBE: usize = 32;
 const PADDING: usize = PROBE + 8;
 
 /// A copy of the line being matched, followed by [`PADDING`] zero bytes. Reused from line to
-/// line, so it grows to the longest line seen and is never cleared whole.
-#[derive(Clone, Debug, Default)]
+/// line and never cleared whole; it starts with room for [`LineBuffer::START_BYTES`] and
+/// grows (allocates) only for a line longer than any before.
+#[derive(Clone, Debug)]
 pub struct LineBuffer {
     bytes: Vec<u8>,
 }
 
+impl Default for LineBuffer {
+    fn default() -> LineBuffer {
+        LineBuffer { bytes: vec![0; LineBuffer::START_BYTES + PADDING] }
+    }
+}
+
 impl LineBuffer {
+    /// Room for nearly every access-log line from the start.
+    pub const START_BYTES: usize = 4096;
+
     /// `line` then `PADDING` zero bytes.
     #[inline(always)]
     fn load(&mut self, line: &[u8]) -> &[u8] {
