@@ -8,9 +8,10 @@
 //!   text nginx wrote for it, still escaped (nothing we keep ever needs unescaping: valid IPs,
 //!   hosts, numbers and times contain no escapable byte). Variables we do not know are matched
 //!   and dropped. A variable the format lacks is `None`.
-//! - Matching: each variable ends at the next occurrence of the literal that follows it
-//!   (memchr on its first byte); the last variable ends where the line's closing literal
-//!   starts. Where that leftmost split is wrong (a `$upstream_response_time` of
+//! - Matching: each variable ends at the next occurrence of the literal that follows it; the
+//!   last variable ends where the line's closing literal starts. That first split is tried
+//!   by the straight-line plan in `plan.rs`, the backtracking matcher here runs only if it
+//!   fails. Where that leftmost split is wrong (a `$upstream_response_time` of
 //!   `0.012, 0.034` in a space-separated format, raw quotes with `escape=none`), the value's
 //!   shape (e.g. "no spaces" for `$status`) rejects it and the matcher tries the next
 //!   occurrence, within a fixed budget, so hostile lines cost bounded time. `$time_local` and

@@ -22,7 +22,7 @@ const PROBE: usize = 32;
 /// check just before it stays inside.
 const PADDING: usize = PROBE + 8;
 
-/// A copy of the line being matched, followed by [`PADDING`] zero bytes. Reused from line to
+/// A copy of the line being matched, followed by `PADDING` (40) zero bytes. Reused from line to
 /// line and never cleared whole; it starts with room for [`LineBuffer::START_BYTES`] and
 /// grows (allocates) only for a line longer than any before.
 #[derive(Clone, Debug)]
