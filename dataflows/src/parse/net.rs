@@ -21,7 +21,7 @@ use std::str::FromStr;
 use memchr::memchr;
 use thiserror::Error;
 
-use super::values::{byte_mask, digit_bits, word_at};
+use super::values::{byte_mask, digit_bits, word_at, word_upto8};
 
 /// Reads an IPv4 address at the start of `raw`; returns it and the bytes it used. Each octet is
 /// 1 to 3 digits without a leading zero, at most 255; digits after the third of the last
@@ -38,10 +38,8 @@ fn ipv4_prefix(raw: &[u8]) -> Option<(Ipv4Addr, usize)> {
         let shift = 4 * (16 - window) as u32;
         ipv4_in_window(low, high >> shift >> shift)
     } else if len >= 7 {
-        // Exactly 7 bytes (`1.2.3.4`): two overlapping 4-byte reads.
-        let head = u32::from_le_bytes([raw[0], raw[1], raw[2], raw[3]]);
-        let tail = u32::from_le_bytes([raw[3], raw[4], raw[5], raw[6]]);
-        ipv4_in_window(u64::from(head) | u64::from(tail) << 24, 0)
+        // Exactly 7 bytes (`1.2.3.4`).
+        ipv4_in_window(word_upto8(raw), 0)
     } else {
         // No address fits in fewer than 7 bytes.
         None
