@@ -222,7 +222,7 @@ pub fn run(settings: Settings, options: RunOptions) -> anyhow::Result<RunSummary
         worker.dataflow::<Time, _, _>(move |scope| {
             let committed = ProbeHandle::new();
             let ingested = ingest_source(scope, "Source", reader, ingest, committed.clone(), max_uncommitted);
-            let outputs = pipeline::build(ingested);
+            let outputs = pipeline::build(ingested, sink_settings.policy);
             let batches = output::close_epochs(outputs, sink_settings.policy, committed_upto);
             let batches = output::detect_alerts(batches, alerts, sink_settings.policy);
             sink::write_to_mysql(batches, sink_settings).probe_with(&committed);

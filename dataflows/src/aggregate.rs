@@ -4,9 +4,9 @@
 //!   `Traffic` (requests, bytes, status classes, cache outcomes) and `ClientTraffic`. Adding two
 //!   values merges two sets of lines, negating one retracts them, so totals stay incremental
 //!   without a per-record allocation or a `reduce`.
-//! - Those that do not (distinct clients, top-k, percentiles, peak second) are `reduce`
-//!   functions over a window's group, written here as plain functions on sorted slices so they
-//!   are tested without a dataflow: `summarize_clients`, `summarize_latency`, `peak_second`.
+//! - Those that do not (distinct clients, top-k, percentiles, peak second) are kept
+//!   incrementally by the window engine (`panes`, `topk`); the summaries they produce and the
+//!   batch definitions they must agree with (`top_clients`, `percentile_of`) live here.
 //!
 //! Latency percentiles come from a log-bucket histogram with ratio `1 + 2ε` (ε = 1%): a value
 //! reported as its bucket's geometric midpoint is within 1% of any value in the bucket.
@@ -16,7 +16,7 @@ use std::net::IpAddr;
 use differential_dataflow::difference::{Abelian, IsZero, Monoid, Semigroup};
 use serde::{Deserialize, Serialize};
 
-use crate::record::{CacheStatus, CleanRecord};
+use crate::key::{CacheOutcome, Hit};
 
 /// Request, byte, status-class and cache totals of a set of lines. Signed, because a
 /// retraction is a negative set.
@@ -33,21 +33,30 @@ pub struct Traffic {
 }
 
 impl Traffic {
-    pub fn of(record: &CleanRecord<'_>) -> Traffic {
+    pub fn of_hit(hit: &Hit) -> Traffic {
         let mut status_class = [0; 5];
         // Cleaning guarantees 100..=599.
-        let class = usize::from(record.status / 100).clamp(1, 5) - 1;
+        let class = usize::from(hit.status / 100).clamp(1, 5) - 1;
         status_class[class] = 1;
         let mut cache = [0; 3];
-        if let Some(status) = record.cache {
-            let outcome = match status {
-                s if s.is_hit() => 0,
-                CacheStatus::Miss | CacheStatus::Expired => 1,
-                _ => 2,
-            };
-            cache[outcome] = 1;
+        match hit.cache {
+            CacheOutcome::Hit => cache[0] = 1,
+            CacheOutcome::Miss => cache[1] = 1,
+            CacheOutcome::Other => cache[2] = 1,
+            CacheOutcome::Unknown => {}
         }
-        Traffic { requests: 1, bytes: i64::try_from(record.bytes).unwrap_or(i64::MAX), status_class, cache }
+        Traffic { requests: 1, bytes: i64::try_from(hit.bytes).unwrap_or(i64::MAX), status_class, cache }
+    }
+
+    pub fn plus(&mut self, rhs: &Traffic) {
+        self.plus_equals(rhs);
+    }
+
+    /// `self - rhs`.
+    pub fn minus(&self, rhs: &Traffic) -> Traffic {
+        let mut difference = *self;
+        difference.plus_equals(&rhs.negated());
+        difference
     }
 
     pub fn negated(mut self) -> Traffic {
@@ -101,12 +110,6 @@ impl Abelian for Traffic {
 pub struct ClientTraffic {
     pub requests: i64,
     pub bytes: i64,
-}
-
-impl ClientTraffic {
-    pub fn of(record: &CleanRecord<'_>) -> ClientTraffic {
-        ClientTraffic { requests: 1, bytes: i64::try_from(record.bytes).unwrap_or(i64::MAX) }
-    }
 }
 
 impl IsZero for ClientTraffic {
@@ -173,15 +176,6 @@ pub fn top_clients(group: &[(&IpAddr, ClientTraffic)], k: usize, metric: impl Fn
         .collect()
 }
 
-/// The reduce of the per-(domain, window) client group.
-pub fn summarize_clients(group: &[(&IpAddr, ClientTraffic)]) -> ClientSummary {
-    ClientSummary {
-        distinct: group.iter().filter(|(_, t)| t.requests > 0).count() as u64,
-        by_requests: top_clients(group, TOP_CLIENTS, |t| t.requests),
-        by_bytes: top_clients(group, TOP_CLIENTS, |t| t.bytes),
-    }
-}
-
 /// The latency measures histogrammed per window.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum LatencyMetric {
@@ -240,27 +234,16 @@ pub fn percentile_of(histogram: &[(u16, i64)], p: f64) -> Option<f64> {
     histogram.last().map(|(b, _)| bucket_value_us(*b))
 }
 
-/// The reduce of the per-(domain, window) latency histograms: values are (metric, bucket)
-/// in sorted order, with their counts.
-pub fn summarize_latency(group: &[(&(LatencyMetric, u16), i64)]) -> LatencySummary {
-    let histogram = |metric: LatencyMetric| -> Vec<(u16, i64)> {
-        group.iter().filter(|((m, _), _)| *m == metric).map(|((_, b), c)| (*b, *c)).collect()
-    };
-    let request = histogram(LatencyMetric::Request);
-    let upstream = histogram(LatencyMetric::Upstream);
+/// Percentiles of a window from its latency histograms, given as sorted (bucket, count).
+pub fn latency_summary(request: &[(u16, i64)], upstream: &[(u16, i64)]) -> LatencySummary {
     let at = |h: &[(u16, i64)], p: f64| percentile_of(h, p).map(|v| v.round() as u64);
     LatencySummary {
-        request: match (at(&request, 0.50), at(&request, 0.95), at(&request, 0.99)) {
+        request: match (at(request, 0.50), at(request, 0.95), at(request, 0.99)) {
             (Some(p50), Some(p95), Some(p99)) => Some([p50, p95, p99]),
             _ => None,
         },
-        upstream_p95: at(&upstream, 0.95),
+        upstream_p95: at(upstream, 0.95),
     }
-}
-
-/// The reduce of the per-(domain, window) bytes-per-second group: the busiest second's bytes.
-pub fn peak_second(group: &[(&u64, i64)]) -> u64 {
-    group.iter().map(|(_, bytes)| (*bytes).max(0) as u64).max().unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -330,29 +313,19 @@ mod tests {
         ];
         let top = top_clients(&group, 3, |t| t.requests);
         assert_eq!(top.iter().map(|c| c.ip).collect::<Vec<_>>(), vec![ips[1], ips[0], ips[2]]);
-        let summary = summarize_clients(&group);
-        assert_eq!(summary.distinct, 4);
-        assert_eq!(summary.by_bytes[0].ip, ips[2]);
-        assert_eq!(summary.by_bytes.len(), 4);
+        let by_bytes = top_clients(&group, 10, |t| t.bytes);
+        assert_eq!(by_bytes[0].ip, ips[2]);
+        assert_eq!(by_bytes.len(), 4);
     }
 
     #[test]
     fn latency_summary_per_metric() {
-        let r = (LatencyMetric::Request, latency_bucket(10_000));
-        let u = (LatencyMetric::Upstream, latency_bucket(8_000));
-        let group = vec![(&r, 3i64), (&u, 2i64)];
-        let summary = summarize_latency(&group);
+        let request = [(latency_bucket(10_000), 3i64)];
+        let upstream = [(latency_bucket(8_000), 2i64)];
+        let summary = latency_summary(&request, &upstream);
         let [p50, _, p99] = summary.request.unwrap();
         assert!((p50 as f64 - 10_000.0).abs() <= 100.0 && (p99 as f64 - 10_000.0).abs() <= 100.0);
         assert!((summary.upstream_p95.unwrap() as f64 - 8_000.0).abs() <= 80.0);
-        let only_request = vec![(&r, 1i64)];
-        assert_eq!(summarize_latency(&only_request).upstream_p95, None);
-    }
-
-    #[test]
-    fn peak_is_the_busiest_second() {
-        let (a, b) = (10u64, 11u64);
-        assert_eq!(peak_second(&[(&a, 500), (&b, 1200)]), 1200);
-        assert_eq!(peak_second(&[]), 0);
+        assert_eq!(latency_summary(&request, &[]).upstream_p95, None);
     }
 }

@@ -4,9 +4,10 @@
 //! Contract: `push` takes updates `(key, time, diff)` in any order; `close(frontier)` applies
 //! every update at a time strictly before `frontier`, in time order, and returns the keys
 //! whose value changed as upserts of their new absolute value, plus deletes for keys that
-//! truly vanished. A key's retraction at its window's retirement time is not a deletion: the
-//! last value stays in the table and the key leaves memory. When one batch holds both a
-//! window's last changes and its retirement, the value just before retirement is written.
+//! truly vanished. Once `frontier` has passed a key's retirement time the key can change no
+//! more (the window engines emit nothing for a retired window): it leaves memory and its
+//! last value stays in the table. A retraction at or after the retirement time (the
+//! differential idiom for leaving a window) is likewise not a deletion.
 //!
 //! Two kinds of outputs: additive ones (the diff is the value: `Sum`), and `reduce` outputs
 //! whose data carries the value with a count of ±1 as it changes (`Latest`).
@@ -166,6 +167,8 @@ where
             let value = self.values.get(&key).and_then(A::value);
             changes.0.insert(key, value);
         }
+        let retire_time = &self.retire_time;
+        self.values.retain(|key, _| frontier.is_some_and(|f| retire_time(key) > f));
         changes
     }
 }
@@ -218,6 +221,17 @@ mod tests {
         m.push(("a", 50), 20, 1);
         m.push(("a", 50), 50, -5);
         assert_eq!(upserts(&m.close(None)), vec![(("a", 50), 5)]);
+        assert_eq!(m.live_keys(), 0);
+    }
+
+    #[test]
+    fn keys_leave_memory_once_the_frontier_passes_their_retirement() {
+        let mut m = sums();
+        m.push(("a", 50), 10, 4);
+        m.push(("b", 80), 10, 1);
+        assert_eq!(upserts(&m.close(Some(50))), vec![(("a", 50), 4), (("b", 80), 1)]);
+        assert_eq!(m.live_keys(), 1);
+        assert!(m.close(Some(81)).is_empty());
         assert_eq!(m.live_keys(), 0);
     }
 

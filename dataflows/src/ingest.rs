@@ -1,10 +1,11 @@
-//! The per-worker front of the pipeline: parse → clean → stamp → key → local combine.
+//! The per-worker front of the pipeline: parse → clean → stamp → key.
 //!
 //! A source operator owns one `Ingest`, feeds it raw messages with their partition and
-//! offset, and periodically drains the result as `Ingested` items: pre-combined differential
-//! updates and rejects. Everything here is pure and synchronous, so it is unit-tested and
-//! benchmarked without Kafka, and it is the hot path: for a record whose key is already
-//! known nothing is allocated.
+//! offset, and periodically drains the result as `Ingested` items: compact `Copy` records
+//! for the window engines, each domain's name once per drain, rejects and progress.
+//! Everything here is pure and synchronous, so it is unit-tested and benchmarked without
+//! Kafka, and it is the hot path: for a record whose domain is already known nothing is
+//! allocated.
 //!
 //! Time contract: every drained item is stamped at or after the partition watermark that
 //! was current when its message was ingested, so a source holding a capability at
@@ -14,15 +15,13 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use std::net::IpAddr;
+use rustc_hash::FxHashMap;
 
-use crate::aggregate::{latency_bucket, ClientTraffic, LatencyMetric, Traffic};
-use crate::combine::{Cells, DomainId, Interner};
 use crate::dedup::ResendFilter;
-use crate::key::{series, DomainWindow};
+use crate::key::{ClientHit, DomainKey, Hit};
 use crate::parse::Decoder;
 use crate::progress::{PartitionProgress, ReplayPoint};
-use crate::record::{CleanRecord, Reject, RejectReason};
+use crate::record::{Reject, RejectReason};
 use crate::window::{PartitionClock, Time, Window, WindowKind, WindowPolicy};
 
 /// How much of a rejected message is kept for the rejects table.
@@ -41,128 +40,62 @@ pub struct RejectRow {
     pub sample: Vec<u8>,
 }
 
-/// What an `Ingest` hands to the dataflow: differential updates `(data, time, diff)` of each
-/// output collection, and rejects.
+/// What an `Ingest` hands to the dataflow.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Ingested {
-    /// Totals per (domain, window), every window kind.
-    Traffic(DomainWindow, Time, Traffic),
-    /// Requests per (domain, minute, status code).
-    Status((DomainWindow, u16), Time, i64),
-    /// Requests and bytes per (domain, window, client).
-    Client((DomainWindow, IpAddr), Time, ClientTraffic),
-    /// Latency histogram counts per (domain, window, metric, bucket).
-    Latency((DomainWindow, (LatencyMetric, u16)), Time, i64),
-    /// Bytes per (domain, window, second of the window), for the peak second.
-    Second((DomainWindow, u64), Time, i64),
-    /// Requests and bytes per (minute, client) across all domains: the abuse view.
-    Abuser((Window, IpAddr), Time, ClientTraffic),
+    /// An accepted line, for the per-domain windows (routed by domain).
+    Hit(Hit),
+    /// The same line, for the cross-domain client view (routed by client).
+    ClientHit(ClientHit),
+    /// A domain's name, sent in every drain that has lines of it, before them.
+    Name(DomainKey, String),
     /// A rejected message, to be written with the epoch `Time` it was stamped in.
-    Reject(RejectRow, Time),
+    Reject(Box<(RejectRow, Time)>),
     /// Where a partition stands, for its checkpoint (see `progress`).
-    Progress(i32, PartitionProgress),
+    Progress(i32, Box<PartitionProgress>),
 }
 
-impl Ingested {
-    /// The output this item belongs to, in `Ingested`'s variant order.
-    pub fn output_index(&self) -> u64 {
-        match self {
-            Ingested::Traffic(..) => 0,
-            Ingested::Status(..) => 1,
-            Ingested::Client(..) => 2,
-            Ingested::Latency(..) => 3,
-            Ingested::Second(..) => 4,
-            Ingested::Abuser(..) => 5,
-            Ingested::Reject(..) => 6,
-            Ingested::Progress(..) => 7,
-        }
-    }
-
-    pub const OUTPUTS: u64 = 8;
-}
-
-/// The pending cells of every output, keyed by worker-local domain ids.
+/// Interns domain names to their keys and notes which were announced in the current drain.
+/// Cleared when it grows past `MAX_INTERNED`, so hostile Host headers cannot grow it without
+/// bound (a cleared name is simply interned and announced again).
 #[derive(Default)]
-struct Combiner {
-    interner: Interner,
-    traffic: Cells<(DomainId, Window), Traffic>,
-    status: Cells<(DomainId, Window, u16), i64>,
-    clients: Cells<(DomainId, Window, IpAddr), ClientTraffic>,
-    latency: Cells<(DomainId, Window, LatencyMetric, u16), i64>,
-    seconds: Cells<(DomainId, Window, u64), i64>,
-    abusers: Cells<(Window, IpAddr), ClientTraffic>,
+struct DomainNames {
+    keys: FxHashMap<Box<str>, (DomainKey, u64)>,
+    /// Every key handed out, to catch two names with one key.
+    names: FxHashMap<DomainKey, Box<str>>,
+    /// The current drain; a name whose entry holds an older one is announced again.
+    drain: u64,
 }
 
-impl Combiner {
-    fn pending(&self) -> usize {
-        self.traffic.len() + self.status.len() + self.clients.len() + self.latency.len() + self.seconds.len() + self.abusers.len()
-    }
+const MAX_INTERNED: usize = 100_000;
 
-    /// Adds a record stamped `time` to every live window it falls in and returns the latest
-    /// retirement among them; `None` if its minute has retired (the record is too late). A
-    /// minute's sliding and sample windows end no earlier than it unless the slide is not
-    /// minute-aligned; windows already retired are final and skipped.
-    fn add(&mut self, record: &CleanRecord<'_>, event_sec: u64, time: Time, policy: &WindowPolicy) -> Option<Time> {
-        let minute = policy.windows_of(WindowKind::Minute, event_sec).next().expect("one minute per second");
-        if !policy.is_live(&minute, time) {
+impl DomainNames {
+    /// The key of `name`, pushing its announcement into `out` if this drain has not had it.
+    /// `None` if the key is already another name's (a hash collision).
+    fn key(&mut self, name: &str, out: &mut Vec<Ingested>) -> Option<DomainKey> {
+        if let Some((key, announced)) = self.keys.get_mut(name) {
+            if *announced != self.drain {
+                *announced = self.drain;
+                out.push(Ingested::Name(*key, name.to_owned()));
+            }
+            return Some(*key);
+        }
+        let key = DomainKey::of(name);
+        if self.names.contains_key(&key) {
             return None;
         }
-        let mut last_retire = time;
-        let domain = self.interner.id(&record.domain);
-        let traffic = Traffic::of(record);
-        let client = ClientTraffic::of(record);
-        let bytes = client.bytes;
-        let neg_client = ClientTraffic { requests: -client.requests, bytes: -client.bytes };
-        for kind in series::TRAFFIC {
-            for window in policy.windows_of(kind, event_sec) {
-                if !policy.is_live(&window, time) {
-                    continue;
-                }
-                let retire = policy.retire_time(&window);
-                last_retire = last_retire.max(retire);
-                self.traffic.add_until((domain, window), time, retire, traffic, traffic.negated());
-                if !series::has_window_statistics(kind) {
-                    continue;
-                }
-                self.clients.add_until((domain, window, record.client_ip), time, retire, client, neg_client);
-                self.seconds.add_until((domain, window, event_sec), time, retire, bytes, -bytes);
-                if let Some(us) = record.request_time_us {
-                    self.latency.add_until((domain, window, LatencyMetric::Request, latency_bucket(us)), time, retire, 1, -1);
-                }
-                if let Some(us) = record.upstream_time_us {
-                    self.latency.add_until((domain, window, LatencyMetric::Upstream, latency_bucket(us)), time, retire, 1, -1);
-                }
-                if kind == WindowKind::Minute {
-                    self.status.add_until((domain, window, record.status), time, retire, 1, -1);
-                    self.abusers.add_until((window, record.client_ip), time, retire, client, neg_client);
-                }
-            }
-        }
-        Some(last_retire)
+        self.names.insert(key, name.into());
+        self.keys.insert(name.into(), (key, self.drain));
+        out.push(Ingested::Name(key, name.to_owned()));
+        Some(key)
     }
 
-    fn drain_into(&mut self, out: &mut Vec<Ingested>) {
-        let interner = &self.interner;
-        let key = |domain: DomainId, window: Window| DomainWindow::new(interner.name(domain).to_owned(), window);
-        let mut traffic = Vec::new();
-        self.traffic.drain(|(d, w)| key(d, w), &mut traffic);
-        out.extend(traffic.into_iter().map(|(k, t, r)| Ingested::Traffic(k, t, r)));
-        let mut status = Vec::new();
-        self.status.drain(|(d, w, s)| (key(d, w), s), &mut status);
-        out.extend(status.into_iter().map(|(k, t, r)| Ingested::Status(k, t, r)));
-        let mut clients = Vec::new();
-        self.clients.drain(|(d, w, ip)| (key(d, w), ip), &mut clients);
-        out.extend(clients.into_iter().map(|(k, t, r)| Ingested::Client(k, t, r)));
-        let mut latency = Vec::new();
-        self.latency.drain(|(d, w, m, b)| (key(d, w), (m, b)), &mut latency);
-        out.extend(latency.into_iter().map(|(k, t, r)| Ingested::Latency(k, t, r)));
-        let mut seconds = Vec::new();
-        self.seconds.drain(|(d, w, s)| (key(d, w), s), &mut seconds);
-        out.extend(seconds.into_iter().map(|(k, t, r)| Ingested::Second(k, t, r)));
-        let mut abusers = Vec::new();
-        self.abusers.drain(|k| k, &mut abusers);
-        out.extend(abusers.into_iter().map(|(k, t, r)| Ingested::Abuser(k, t, r)));
-        self.interner.clear_if_large();
+    fn next_drain(&mut self) {
+        self.drain += 1;
+        if self.keys.len() > MAX_INTERNED {
+            self.keys.clear();
+            self.names.clear();
+        }
     }
 }
 
@@ -196,8 +129,9 @@ pub struct Ingest {
     policy: WindowPolicy,
     resend_horizon_secs: u64,
     partitions: BTreeMap<i32, PartitionState>,
-    combiner: Combiner,
-    rejects: Vec<(RejectRow, Time)>,
+    domains: DomainNames,
+    /// Records, names and rejects waiting to be drained.
+    pending: Vec<Ingested>,
     counters: IngestCounters,
 }
 
@@ -208,8 +142,8 @@ impl Ingest {
             policy,
             resend_horizon_secs: DEFAULT_RESEND_HORIZON_SECS,
             partitions: BTreeMap::new(),
-            combiner: Combiner::default(),
-            rejects: Vec::new(),
+            domains: DomainNames::default(),
+            pending: Vec::new(),
             counters: IngestCounters::default(),
         }
     }
@@ -255,9 +189,9 @@ impl Ingest {
         self.partitions.values().map(|state| state.progress.clock().watermark).min()
     }
 
-    /// Number of combined cells and rejects waiting to be drained.
+    /// Number of records, names and rejects waiting to be drained.
     pub fn pending(&self) -> usize {
-        self.combiner.pending() + self.rejects.len()
+        self.pending.len()
     }
 
     /// Decodes one message and folds it into the pending output.
@@ -292,13 +226,25 @@ impl Ingest {
                             return;
                         }
                         let time = state.progress.clock_mut().stamp(event_sec, policy);
-                        match self.combiner.add(&record, event_sec, time, policy) {
-                            Some(last_retire) => Ok(last_retire.max(remembered)),
+                        match last_retirement(policy, event_sec, time) {
                             None => Err((
                                 Reject::new(RejectReason::TooLate, format!("event second {event_sec} is in a minute retired before {time}")),
                                 time,
                                 remembered,
                             )),
+                            Some(last_retire) => match self.domains.key(&record.domain, &mut self.pending) {
+                                Some(domain) => {
+                                    let hit = Hit::new(domain, time, event_sec, &record);
+                                    self.pending.push(Ingested::Hit(hit));
+                                    self.pending.push(Ingested::ClientHit(ClientHit { client: hit.client, stamp: time, minute: hit.minute(), bytes: hit.bytes }));
+                                    Ok(last_retire.max(remembered))
+                                }
+                                None => Err((
+                                    Reject::new(RejectReason::BadDomain, "the domain's 64-bit key collides with another domain's"),
+                                    time,
+                                    remembered,
+                                )),
+                            },
                         }
                     }
                     Err(_) => Err((Reject::new(RejectReason::BadTime, "event time before 1970"), clock_before.watermark, 0)),
@@ -316,7 +262,7 @@ impl Ingest {
                 state.progress.record(offset, clock_before, time.max(remembered));
                 let sample = payload[..payload.len().min(REJECT_SAMPLE_BYTES)].to_vec();
                 let row = RejectRow { partition, offset, reason: reject.reason, detail: reject.detail.into_owned(), sample };
-                self.rejects.push((row, time));
+                self.pending.push(Ingested::Reject(Box::new((row, time))));
             }
         }
     }
@@ -345,22 +291,35 @@ impl Ingest {
 
     /// Moves everything pending into `out`, with the progress of partitions that moved.
     pub fn drain_into(&mut self, out: &mut Vec<Ingested>) {
-        self.combiner.drain_into(out);
-        out.extend(self.rejects.drain(..).map(|(row, time)| Ingested::Reject(row, time)));
+        if out.is_empty() {
+            std::mem::swap(out, &mut self.pending);
+        } else {
+            out.append(&mut self.pending);
+        }
+        self.domains.next_drain();
         for (&partition, state) in &mut self.partitions {
             if std::mem::take(&mut state.progress_dirty) {
-                out.push(Ingested::Progress(partition, state.progress.clone()));
+                out.push(Ingested::Progress(partition, Box::new(state.progress.clone())));
             }
         }
     }
 }
 
+/// The retirement of the last window a record stamped `time` at `event_sec` reaches, or
+/// `None` if its minute has retired (the record is too late). Windows are minute-aligned, so
+/// a record in a live minute is live in every window containing it; the last of them to
+/// retire is the latest-starting sliding window, or its five-minute sample.
+fn last_retirement(policy: &WindowPolicy, event_sec: u64, time: Time) -> Option<Time> {
+    let minute = Window { kind: WindowKind::Minute, start: event_sec - event_sec % 60 };
+    if !policy.is_live(&minute, time) {
+        return None;
+    }
+    let latest = |kind: WindowKind| policy.windows_of(kind, event_sec).last().map(|w| policy.retire_time(&w));
+    [latest(WindowKind::Minute), latest(WindowKind::Sliding), latest(WindowKind::Sample5m)].into_iter().flatten().max()
+}
+
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
-    use differential_dataflow::difference::Semigroup;
-
     use super::*;
     use crate::clean::CleanConfig;
     use crate::parse::time::format_time_local;
@@ -413,20 +372,22 @@ mod tests {
         assert_eq!(ingest.counters().rejected.get(&RejectReason::TooLate), Some(&1));
     }
 
-    /// Traffic updates and rejects at or after `from`, consolidated.
-    fn outputs_from(items: &[Ingested], from: Time) -> (BTreeMap<(DomainWindow, Time), Traffic>, Vec<(i64, Time)>) {
-        let mut traffic: BTreeMap<(DomainWindow, Time), Traffic> = BTreeMap::new();
+    /// Hits reaching a window that retires at or after `from` (the state a replay must
+    /// rebuild) and rejects stamped at or after it, in a canonical order.
+    fn outputs_from(items: &[Ingested], from: Time) -> (Vec<String>, Vec<(i64, Time)>) {
+        let policy = ingest().policy;
+        let mut hits = Vec::new();
         let mut rejects = Vec::new();
         for item in items {
             match item {
-                Ingested::Traffic(key, t, r) if *t >= from => traffic.entry((key.clone(), *t)).or_default().plus_equals(r),
-                Ingested::Reject(row, t) if *t >= from => rejects.push((row.offset, *t)),
+                Ingested::Hit(hit) if last_retirement(&policy, hit.event_sec, hit.stamp).is_some_and(|r| r >= from) => hits.push(format!("{hit:?}")),
+                Ingested::Reject(reject) if reject.1 >= from => rejects.push((reject.0.offset, reject.1)),
                 _ => {}
             }
         }
-        traffic.retain(|_, r| *r != Traffic::default());
+        hits.sort();
         rejects.sort();
-        (traffic, rejects)
+        (hits, rejects)
     }
 
     #[test]

@@ -1,16 +1,123 @@
-//! Keys: which cells a clean record updates. Every output collection is keyed by a window
-//! (with its domain, for the per-domain series), so the sink knows each key's retirement.
+//! Keys: the compact records the window engine consumes, and the cells of its output.
 //!
-//! Contract: keys order by a hash of the domain, then window, then domain: sorting and
-//! merging keys is most of differential's work, and comparing domain strings there (memcmp)
-//! took almost half the job's time. Exchange is by differential's hash of the whole key, so
-//! one busy domain still spreads its windows over the workers.
+//! Contract:
+//! - A domain travels as a [`DomainKey`], a 64-bit keyed hash of its name, the same in every
+//!   process (so exchange routes agree); the name itself is sent once per source batch
+//!   (`Ingested::Name`) to the worker that owns the domain. Collisions are detected where
+//!   names are interned (`ingest`), never assumed away.
+//! - [`Hit`] and [`ClientHit`] are plain `Copy` records: nothing is allocated per line.
+//! - Output keys ([`DomainWindow`]) order by a hash of the domain, then window, then domain:
+//!   the closing worker sorts them, and comparing domain strings first was slow.
 
-use std::hash::BuildHasher;
+use std::hash::{BuildHasher, Hasher};
+use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::window::{Window, WindowKind};
+use crate::record::{CacheStatus, CleanRecord};
+use crate::window::{Time, Window, WindowKind};
+
+/// A domain's key: SipHash-1-3 of its name under fixed keys. Unlike FxHash, a Host header
+/// cannot be crafted cheaply to collide with another domain.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct DomainKey(pub u64);
+
+impl DomainKey {
+    pub fn of(name: &str) -> DomainKey {
+        #[allow(deprecated)] // SipHasher13 is not public; DefaultHasher::new() is it with zero keys.
+        let mut hasher = std::hash::DefaultHasher::new();
+        hasher.write(name.as_bytes());
+        DomainKey(hasher.finish())
+    }
+
+    /// The worker-routing hash (exchange pacts take a u64).
+    pub fn route(self) -> u64 {
+        self.0
+    }
+}
+
+/// Cache outcome of a line, as the traffic totals count it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum CacheOutcome {
+    /// HIT, STALE, UPDATING, REVALIDATED.
+    Hit,
+    /// MISS, EXPIRED.
+    Miss,
+    /// BYPASS, `-`.
+    Other,
+    /// The format has no cache field.
+    Unknown,
+}
+
+impl CacheOutcome {
+    pub fn of(status: Option<CacheStatus>) -> CacheOutcome {
+        match status {
+            None => CacheOutcome::Unknown,
+            Some(s) if s.is_hit() => CacheOutcome::Hit,
+            Some(CacheStatus::Miss | CacheStatus::Expired) => CacheOutcome::Miss,
+            Some(_) => CacheOutcome::Other,
+        }
+    }
+}
+
+/// One accepted line, as the per-domain window engine needs it. Routed by domain.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hit {
+    pub domain: DomainKey,
+    /// The timely time the line was stamped with (see `window::PartitionClock`).
+    pub stamp: Time,
+    /// The line's own event second: which minute pane it lands in.
+    pub event_sec: u64,
+    pub client: IpAddr,
+    pub bytes: u64,
+    pub status: u16,
+    pub cache: CacheOutcome,
+    pub request_time_us: Option<u32>,
+    pub upstream_time_us: Option<u32>,
+}
+
+impl Hit {
+    pub fn new(domain: DomainKey, stamp: Time, event_sec: u64, record: &CleanRecord<'_>) -> Hit {
+        Hit {
+            domain,
+            stamp,
+            event_sec,
+            client: record.client_ip,
+            bytes: record.bytes,
+            status: record.status,
+            cache: CacheOutcome::of(record.cache),
+            request_time_us: record.request_time_us,
+            upstream_time_us: record.upstream_time_us,
+        }
+    }
+
+    /// The start of the line's minute.
+    pub fn minute(&self) -> u64 {
+        self.event_sec - self.event_sec % 60
+    }
+}
+
+/// One accepted line, as the cross-domain client view (the abuse ranking) needs it. Routed by
+/// client, so each worker owns disjoint clients and per-worker rankings merge exactly.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientHit {
+    pub client: IpAddr,
+    pub stamp: Time,
+    pub minute: u64,
+    pub bytes: u64,
+}
+
+impl ClientHit {
+    /// The worker-routing hash of the client.
+    pub fn route(&self) -> u64 {
+        client_route(&self.client)
+    }
+}
+
+/// A well-mixed hash of a client address for routing.
+pub fn client_route(ip: &IpAddr) -> u64 {
+    rustc_hash::FxBuildHasher.hash_one(ip).rotate_left(26)
+}
 
 /// One cell of a per-domain window series. Field order is the sort order (see above).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

@@ -6,12 +6,15 @@
 //! | `parse/`        | nginx `log_format` compiler, Filebeat envelopes, field decoding         |
 //! | `clean.rs`      | UTC times, client IP by trusted proxies, domains, validation            |
 //! | `window.rs`     | time policy: watermarks, stamps, windows, retirement, idleness          |
-//! | `key.rs`        | which (domain, window) cells a record updates                           |
-//! | `combine.rs`    | the per-worker local combine before the exchange; domain interning     |
-//! | `aggregate.rs`  | aggregates: difference types, and the reduce functions (top-k, percentiles) |
+//! | `key.rs`        | compact records (`Hit`, `ClientHit`), domain keys, output cells         |
+//! | `frontier.rs`   | the operator shape of every aggregation stage: fold, emit on frontier   |
+//! | `panes.rs`      | the per-domain window engine: minute panes, incremental window stats    |
+//! | `topk.rs`       | exact incremental top-k for counts that only grow                       |
+//! | `abuse.rs`      | top clients per minute across domains: per-worker ranks, merged         |
+//! | `aggregate.rs`  | aggregate values: totals, rankings, latency histograms and percentiles  |
 //! | `alert.rs`      | traffic alerts per domain from the closed minute series                  |
 //! | `dedup.rs`      | Filebeat re-sends recognised by origin within a horizon                 |
-//! | `ingest.rs`     | a worker's front: parse → clean → stamp → key → combine, and rejects    |
+//! | `ingest.rs`     | a worker's front: parse → clean → stamp → key, and rejects           |
 //! | `progress.rs`   | per-partition replay points for exactly-once restarts                   |
 //! | `pipeline.rs`   | `build`: the dataflow after the sources, one function per stage         |
 //! | `changes.rs`    | differential updates → absolute values per closed epoch                 |
@@ -22,7 +25,10 @@ pub mod parse;
 pub mod clean;
 pub mod window;
 pub mod key;
-pub mod combine;
+pub mod frontier;
+pub mod topk;
+pub mod panes;
+pub mod abuse;
 pub mod aggregate;
 pub mod dedup;
 pub mod ingest;

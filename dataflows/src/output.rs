@@ -22,6 +22,7 @@ use crate::changes::{Changes, Latest, Materializer, Sum};
 use crate::progress::{PartitionProgress, ReplayPoint};
 use crate::ingest::RejectRow;
 use crate::key::{DomainWindow, Windowed};
+use crate::panes::WindowChange;
 use crate::pipeline::Outputs;
 use crate::window::{Time, Window, WindowKind, WindowPolicy};
 
@@ -211,13 +212,14 @@ impl EpochCloser {
 pub fn close_epochs<'s>(outputs: Outputs<'s>, policy: WindowPolicy, resume: Option<Time>) -> StreamVec<'s, Time, OutputBatch> {
     let is_writer = outputs.rejects.scope().index() == 0;
     let updates = outputs
-        .traffic
-        .inner
-        .map(|(k, t, r)| Update::Traffic(k, t, r))
-        .concat(outputs.status.inner.map(|(k, t, r)| Update::Status(k, t, r)))
-        .concat(outputs.clients.inner.map(|((k, v), t, r)| Update::Clients(k, t, (v, r as i64))))
-        .concat(outputs.latency.inner.map(|((k, v), t, r)| Update::Latency(k, t, (v, r as i64))))
-        .concat(outputs.peaks.inner.map(|((k, v), t, r)| Update::Peak(k, t, (v, r as i64))))
+        .windows
+        .map(|change| match change {
+            WindowChange::Traffic(k, t, r) => Update::Traffic(k, t, r),
+            WindowChange::Status(k, t, r) => Update::Status(k, t, r),
+            WindowChange::Clients((k, v), t, r) => Update::Clients(k, t, (v, r as i64)),
+            WindowChange::Latency((k, v), t, r) => Update::Latency(k, t, (v, r as i64)),
+            WindowChange::Peak((k, v), t, r) => Update::Peak(k, t, (v, r as i64)),
+        })
         .concat(outputs.abusers.inner.map(|((k, v), t, r)| Update::Abusers(k, t, (v, r as i64))))
         .concat(outputs.rejects.map(|(row, t)| Update::Reject(row, t)))
         .concat(outputs.progress.map(|(p, progress)| Update::Progress(p, progress)));

@@ -8,8 +8,9 @@
 //!   is stamped `max(event time, watermark)` (aligned); its data keeps the true event time.
 //!   The watermark depends only on the partition's own sequence, so a replay of the
 //!   partition reproduces the same stamps.
-//! - A window `[start, end)` retires at `end + allowed_lateness`. A record contributes at its
-//!   stamp and is retracted at the retirement time, so state holds only live windows.
+//! - A window `[start, end)` retires at `end + allowed_lateness`. Windows are whole minutes
+//!   (minute panes are the unit of state, see `panes`); state is dropped at retirement, so it
+//!   holds only live windows.
 //! - A record whose window retires at or before its stamp is too late: it could never be
 //!   seen, so it is rejected (`too_late`) instead of being silently dropped.
 //! - Idle partitions: a partition at the end of its log for `idle_timeout_secs` stops holding
@@ -96,6 +97,9 @@ impl WindowPolicy {
                 "window.slide_secs ({}) must be positive and divide window.sliding_window_secs ({})",
                 self.slide_secs, self.sliding_window_secs
             ));
+        } else if self.slide_secs % 60 != 0 {
+            // Windows are assembled from minute panes (see `panes`).
+            problems.push(format!("window.slide_secs must be a whole number of minutes, got {}", self.slide_secs));
         } else if self.sliding_window_secs / self.slide_secs > 60 {
             problems.push("window.sliding_window_secs / window.slide_secs must be at most 60 windows per record".to_string());
         }

@@ -92,7 +92,8 @@ pub fn ingest_source<'scope, R: Reader>(
             report_counters(ingest.counters(), &mut reported);
             ingest.drain_into(&mut out);
             if !out.is_empty() {
-                output.session(&*cap).give_iterator(out.drain(..));
+                output.session(&*cap).give_container(&mut out);
+                out.clear();
             }
             match status {
                 ReadStatus::Finished => capability = None,

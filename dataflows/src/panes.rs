@@ -1,0 +1,417 @@
+//! The per-domain window engine: minute panes, windows assembled from them, every aggregate
+//! kept incrementally. Pure state ([`DomainPanes`]) plus the timely operator that drives it
+//! ([`domain_windows`]).
+//!
+//! Contract:
+//! - Input: [`Hit`]s routed by domain, so one worker owns each domain; each domain's name
+//!   arrives as `Ingested::Name` in the same source batch as its hits.
+//! - State: per domain a run of minute slots. Slot `m` holds the minute window `[m, m+60)`,
+//!   the sliding window starting at `m` (if a slide starts there), the five-minute sample
+//!   starting at `m` (if `m` is one), and the minute's per-second bytes. Per (domain, client)
+//!   a short list of per-minute totals. A line updates its minute, every sliding window
+//!   containing it and its sample in O(1) each (plus O(k) for a top-k it enters): sums add,
+//!   distinct clients rise when the client's total in the window turns non-zero, rankings
+//!   and the busiest second only grow (nothing is ever subtracted from a live window).
+//! - Windows must be minute-aligned (`WindowPolicy::validate` checks it), so every line
+//!   that reaches a pane arrives before every window using that pane retires: a window is
+//!   exactly the sum of its panes.
+//! - Output: when the input frontier advances, each changed window emits its new values as
+//!   differential updates at the latest stamp among the lines that changed it (sums as
+//!   deltas, summaries as `(old, -1)`, `(new, +1)`): a line is never reported in an epoch
+//!   before its own stamp, which is what exactly-once replay relies on (see `progress`).
+//! - Retirement: once the frontier passes the retirement of the last window using a slot,
+//!   the slot and its clients' minute totals are dropped whole. No retraction is emitted:
+//!   the closing stage forgets retired keys by their retirement time.
+
+use std::collections::VecDeque;
+use std::net::IpAddr;
+
+use rustc_hash::{FxHashMap, FxHashSet};
+use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::StreamVec;
+
+use crate::frontier::{self, Stage};
+use crate::aggregate::{latency_bucket, latency_summary, ClientSummary, LatencySummary, Traffic, TOP_CLIENTS};
+use crate::ingest::Ingested;
+use crate::key::{DomainKey, DomainWindow, Hit};
+use crate::topk::{RankBy, TopK};
+use crate::window::{Time, Window, WindowKind, WindowPolicy, SAMPLE_SECS};
+
+/// A change to one output row, as a differential update: `(data, time, diff)`.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum WindowChange {
+    /// Traffic totals, additive: the diff is the change.
+    Traffic(DomainWindow, Time, Traffic),
+    /// Requests per status code of a minute, additive.
+    Status((DomainWindow, u16), Time, i64),
+    Clients((DomainWindow, ClientSummary), Time, isize),
+    Latency((DomainWindow, LatencySummary), Time, isize),
+    Peak((DomainWindow, u64), Time, isize),
+}
+
+/// A latency histogram: (bucket, count), sorted by bucket.
+#[derive(Clone, Debug, Default)]
+struct Histogram(Vec<(u16, i64)>);
+
+impl Histogram {
+    fn add(&mut self, micros: u32) {
+        let bucket = latency_bucket(micros);
+        match self.0.binary_search_by_key(&bucket, |(b, _)| *b) {
+            Ok(at) => self.0[at].1 += 1,
+            Err(at) => self.0.insert(at, (bucket, 1)),
+        }
+    }
+}
+
+/// The running aggregates of one window with client statistics (minute or sliding).
+#[derive(Clone, Debug, Default)]
+struct WindowStats {
+    traffic: Traffic,
+    distinct: u64,
+    by_requests: TopK,
+    by_bytes: TopK,
+    request_times: Histogram,
+    upstream_times: Histogram,
+    peak_second_bytes: u64,
+    /// Set by a line since the last emission: the latest stamp among those lines.
+    dirty: Option<Time>,
+    /// What was last emitted, so only real changes leave.
+    emitted_traffic: Traffic,
+    emitted_clients: Option<ClientSummary>,
+    emitted_latency: Option<LatencySummary>,
+    emitted_peak: Option<u64>,
+}
+
+/// A five-minute billing sample: traffic totals only.
+#[derive(Clone, Debug, Default)]
+struct SampleStats {
+    traffic: Traffic,
+    emitted: Traffic,
+    dirty: Option<Time>,
+}
+
+/// Everything that starts at one minute of one domain.
+#[derive(Clone, Debug, Default)]
+struct Slot {
+    minute: WindowStats,
+    /// Requests per status code of the minute, and what was last emitted of each.
+    statuses: Vec<(u16, i64, i64)>,
+    /// The sliding window starting at this minute, if a slide starts here.
+    sliding: Option<WindowStats>,
+    sample: Option<SampleStats>,
+    /// Bytes per second of the minute: the busiest second of any window using it.
+    second_bytes: Vec<u64>,
+    /// Clients first seen in this minute: whose minute totals to drop with the slot.
+    clients: Vec<IpAddr>,
+}
+
+impl Slot {
+    fn new(start: u64, slide: u64) -> Slot {
+        Slot {
+            sliding: (start % slide == 0).then(WindowStats::default),
+            sample: (start % SAMPLE_SECS == 0).then(SampleStats::default),
+            second_bytes: vec![0; 60],
+            ..Slot::default()
+        }
+    }
+}
+
+fn mark(dirty: &mut Option<Time>, stamp: Time) -> bool {
+    let was_clean = dirty.is_none();
+    *dirty = Some(dirty.map_or(stamp, |d| d.max(stamp)));
+    was_clean
+}
+
+/// A client's totals per live minute of one domain, oldest first.
+type ClientMinutes = Vec<(u64, u64, u64)>;
+
+/// The window state of every domain a worker owns.
+pub struct DomainPanes {
+    policy: WindowPolicy,
+    /// Per domain: the start of the first slot, and the slots.
+    domains: FxHashMap<DomainKey, (u64, VecDeque<Slot>)>,
+    clients: FxHashMap<(DomainKey, IpAddr), ClientMinutes>,
+    names: FxHashMap<DomainKey, Box<str>>,
+    /// Windows changed since the last emission: (domain, slot start).
+    dirty: Vec<(DomainKey, u64)>,
+    dirty_set: FxHashSet<(DomainKey, u64)>,
+    /// Lines whose domain name clashed with another name's key (see `key`).
+    pub name_conflicts: u64,
+}
+
+impl DomainPanes {
+    pub fn new(policy: WindowPolicy) -> DomainPanes {
+        DomainPanes {
+            policy,
+            domains: FxHashMap::default(),
+            clients: FxHashMap::default(),
+            names: FxHashMap::default(),
+            dirty: Vec::new(),
+            dirty_set: FxHashSet::default(),
+            name_conflicts: 0,
+        }
+    }
+
+    /// Records the name of a domain key.
+    pub fn name(&mut self, key: DomainKey, name: &str) {
+        match self.names.get(&key) {
+            Some(known) if **known != *name => self.name_conflicts += 1,
+            Some(_) => {}
+            None => {
+                self.names.insert(key, name.into());
+            }
+        }
+    }
+
+    /// Number of live (domain, minute) slots and (domain, client) cells: the state size.
+    pub fn live_cells(&self) -> usize {
+        self.domains.values().map(|(_, slots)| slots.len()).sum::<usize>() + self.clients.len()
+    }
+
+    fn slide(&self) -> u64 {
+        self.policy.slide_secs
+    }
+
+    /// Folds one line into its minute, the sliding windows containing it and its sample.
+    pub fn apply_hit(&mut self, hit: &Hit) {
+        let policy = self.policy;
+        let minute = hit.minute();
+        let span = policy.sliding_window_secs;
+        let slide = self.slide();
+        // The earliest window using this minute starts here (sliding windows, or its sample).
+        let first_start = (minute - minute % slide).saturating_sub(span - slide).min(minute - minute % SAMPLE_SECS);
+        let (base, slots) = self.domains.entry(hit.domain).or_insert_with(|| (first_start, VecDeque::new()));
+        if slots.is_empty() {
+            *base = first_start;
+        }
+        while *base > first_start {
+            *base -= 60;
+            slots.push_front(Slot::new(*base, slide));
+        }
+        let index = ((minute - *base) / 60) as usize;
+        while slots.len() <= index {
+            slots.push_back(Slot::new(*base + 60 * slots.len() as u64, slide));
+        }
+
+        // The client's totals in this minute, and per window below.
+        let cell = self.clients.entry((hit.domain, hit.client)).or_default();
+        let (minute_requests, minute_bytes) = match cell.binary_search_by_key(&minute, |e| e.0) {
+            Ok(at) => {
+                cell[at].1 += 1;
+                cell[at].2 += hit.bytes;
+                (cell[at].1, cell[at].2)
+            }
+            Err(at) => {
+                cell.insert(at, (minute, 1, hit.bytes));
+                (1, hit.bytes)
+            }
+        };
+        let traffic = Traffic::of_hit(hit);
+        let pane = &mut slots[index];
+        if minute_requests == 1 {
+            pane.clients.push(hit.client);
+        }
+        let second = (hit.event_sec - minute) as usize;
+        pane.second_bytes[second] += hit.bytes;
+        let second_bytes = pane.second_bytes[second];
+        match pane.statuses.iter_mut().find(|s| s.0 == hit.status) {
+            Some(s) => s.1 += 1,
+            None => pane.statuses.push((hit.status, 1, 0)),
+        }
+        let mut newly_dirty: Vec<u64> = Vec::new();
+        let stats = &mut pane.minute;
+        add_line(stats, hit, &traffic, minute_requests, minute_bytes, second_bytes);
+        if mark(&mut stats.dirty, hit.stamp) {
+            newly_dirty.push(minute);
+        }
+
+        // Sliding windows [start, start + span) containing the minute.
+        let mut start = minute - minute % slide;
+        loop {
+            if start + span > minute {
+                let at = ((start - *base) / 60) as usize;
+                let (requests, bytes) = cell.iter().filter(|e| e.0 >= start && e.0 < start + span).fold((0, 0), |a, e| (a.0 + e.1, a.1 + e.2));
+                if let Some(stats) = slots[at].sliding.as_mut() {
+                    add_line(stats, hit, &traffic, requests, bytes, second_bytes);
+                    if mark(&mut stats.dirty, hit.stamp) {
+                        newly_dirty.push(start);
+                    }
+                }
+            }
+            if start < slide || start + span <= minute + slide {
+                break;
+            }
+            start -= slide;
+        }
+
+        let sample_start = minute - minute % SAMPLE_SECS;
+        let at = ((sample_start - *base) / 60) as usize;
+        if let Some(sample) = slots[at].sample.as_mut() {
+            sample.traffic.plus(&traffic);
+            if mark(&mut sample.dirty, hit.stamp) {
+                newly_dirty.push(sample_start);
+            }
+        }
+        for start in newly_dirty {
+            if self.dirty_set.insert((hit.domain, start)) {
+                self.dirty.push((hit.domain, start));
+            }
+        }
+    }
+
+    /// Emits the changes of every window changed since the last call whose domain name is
+    /// known (a name arrives with its first lines, so the rest follow on the next call).
+    pub fn emit_changes(&mut self, out: &mut Vec<WindowChange>) {
+        let mut waiting = Vec::new();
+        for (domain, start) in std::mem::take(&mut self.dirty) {
+            let Some(name) = self.names.get(&domain) else {
+                waiting.push((domain, start));
+                continue;
+            };
+            self.dirty_set.remove(&(domain, start));
+            let Some((base, slots)) = self.domains.get_mut(&domain) else { continue };
+            let Some(slot) = start.checked_sub(*base).and_then(|d| slots.get_mut((d / 60) as usize)) else { continue };
+            let key = |kind: WindowKind| DomainWindow::new(name.to_string(), Window { kind, start });
+            if let Some(stamp) = slot.minute.dirty {
+                let minute_key = key(WindowKind::Minute);
+                for (status, count, emitted) in slot.statuses.iter_mut() {
+                    if *count != *emitted {
+                        out.push(WindowChange::Status((minute_key.clone(), *status), stamp, *count - *emitted));
+                        *emitted = *count;
+                    }
+                }
+                emit_stats(&mut slot.minute, minute_key, out);
+            }
+            if let Some(stats) = slot.sliding.as_mut().filter(|s| s.dirty.is_some()) {
+                emit_stats(stats, key(WindowKind::Sliding), out);
+            }
+            if let Some(sample) = slot.sample.as_mut() {
+                if let Some(stamp) = sample.dirty.take() {
+                    let delta = sample.traffic.minus(&sample.emitted);
+                    if delta != Traffic::default() {
+                        out.push(WindowChange::Traffic(key(WindowKind::Sample5m), stamp, delta));
+                        sample.emitted = sample.traffic;
+                    }
+                }
+            }
+        }
+        self.dirty = waiting;
+    }
+
+    /// Drops every slot whose last window retires at or before `frontier` (`None`: all).
+    pub fn retire_slots(&mut self, frontier: Option<Time>) {
+        let policy = self.policy;
+        let clients = &mut self.clients;
+        self.domains.retain(|domain, (base, slots)| {
+            while let Some(slot) = slots.front() {
+                // Windows starting here are the last to use this slot's state: earlier ones
+                // retire first, and the client totals of this minute serve no window after
+                // the sliding window starting here.
+                let last = [WindowKind::Minute, WindowKind::Sliding, WindowKind::Sample5m]
+                    .map(|kind| policy.retire_time(&Window { kind, start: *base }))
+                    .into_iter()
+                    .max()
+                    .unwrap_or(0);
+                if frontier.is_some_and(|f| f < last) {
+                    break;
+                }
+                debug_assert!(slot.minute.dirty.is_none(), "a retiring slot was emitted first");
+                for ip in &slot.clients {
+                    if let Some(cell) = clients.get_mut(&(*domain, *ip)) {
+                        cell.retain(|e| e.0 > *base);
+                        if cell.is_empty() {
+                            clients.remove(&(*domain, *ip));
+                        }
+                    }
+                }
+                slots.pop_front();
+                *base += 60;
+            }
+            !slots.is_empty()
+        });
+        let domains = &self.domains;
+        self.names.retain(|key, _| domains.contains_key(key));
+    }
+}
+
+/// Adds a line to a window whose client now totals `requests` and `bytes` in it.
+fn add_line(stats: &mut WindowStats, hit: &Hit, traffic: &Traffic, requests: u64, bytes: u64, second_bytes: u64) {
+    stats.traffic.plus(traffic);
+    if requests == 1 {
+        stats.distinct += 1;
+    }
+    stats.by_requests.offer(TOP_CLIENTS, RankBy::Requests, hit.client, requests, bytes);
+    stats.by_bytes.offer(TOP_CLIENTS, RankBy::Bytes, hit.client, requests, bytes);
+    if let Some(us) = hit.request_time_us {
+        stats.request_times.add(us);
+    }
+    if let Some(us) = hit.upstream_time_us {
+        stats.upstream_times.add(us);
+    }
+    stats.peak_second_bytes = stats.peak_second_bytes.max(second_bytes);
+}
+
+/// Emits what changed in a window since its last emission, at its latest dirty stamp.
+fn emit_stats(stats: &mut WindowStats, key: DomainWindow, out: &mut Vec<WindowChange>) {
+    let Some(stamp) = stats.dirty.take() else { return };
+    let delta = stats.traffic.minus(&stats.emitted_traffic);
+    if delta != Traffic::default() {
+        out.push(WindowChange::Traffic(key.clone(), stamp, delta));
+        stats.emitted_traffic = stats.traffic;
+    }
+    let clients = ClientSummary { distinct: stats.distinct, by_requests: stats.by_requests.ranked().to_vec(), by_bytes: stats.by_bytes.ranked().to_vec() };
+    replace(&mut stats.emitted_clients, clients, &key, stamp, out, WindowChange::Clients);
+    let latency = latency_summary(&stats.request_times.0, &stats.upstream_times.0);
+    replace(&mut stats.emitted_latency, latency, &key, stamp, out, WindowChange::Latency);
+    replace(&mut stats.emitted_peak, stats.peak_second_bytes, &key, stamp, out, WindowChange::Peak);
+}
+
+/// Emits `(old, -1)` and `(new, +1)` if the value changed.
+fn replace<V: Clone + PartialEq>(
+    emitted: &mut Option<V>,
+    value: V,
+    key: &DomainWindow,
+    stamp: Time,
+    out: &mut Vec<WindowChange>,
+    change: fn((DomainWindow, V), Time, isize) -> WindowChange,
+) {
+    if emitted.as_ref() == Some(&value) {
+        return;
+    }
+    if let Some(old) = emitted.take() {
+        out.push(change((key.clone(), old), stamp, -1));
+    }
+    out.push(change((key.clone(), value.clone()), stamp, 1));
+    *emitted = Some(value);
+}
+
+impl Stage for DomainPanes {
+    type In = Ingested;
+    type Out = WindowChange;
+
+    fn apply(&mut self, item: Ingested) {
+        match item {
+            Ingested::Hit(hit) => self.apply_hit(&hit),
+            Ingested::Name(key, name) => self.name(key, &name),
+            _ => {}
+        }
+    }
+
+    fn emit(&mut self, out: &mut Vec<WindowChange>) {
+        self.emit_changes(out);
+    }
+
+    fn retire(&mut self, frontier: Option<Time>) {
+        self.retire_slots(frontier);
+    }
+}
+
+/// The window engine as an operator: hits and names routed by domain in, window changes out.
+pub fn domain_windows<'s>(input: StreamVec<'s, Time, Ingested>, policy: WindowPolicy) -> StreamVec<'s, Time, WindowChange> {
+    let route = |item: &Ingested| match item {
+        Ingested::Hit(hit) => hit.domain.route(),
+        Ingested::Name(key, _) => key.route(),
+        _ => 0,
+    };
+    frontier::run(input, Exchange::new(route), "DomainWindows", |_| DomainPanes::new(policy))
+}
