@@ -163,6 +163,20 @@ impl DomainPanes {
         }
     }
 
+    #[cfg(test)]
+    fn dirty_left(&self) -> Vec<(u64, &'static str)> {
+        let mut left = Vec::new();
+        for (base, slots) in self.domains.values() {
+            for (i, slot) in slots.iter().enumerate() {
+                let start = base + 60 * i as u64;
+                if slot.minute.dirty.is_some() { left.push((start, "minute")); }
+                if slot.sliding.as_ref().is_some_and(|s| s.dirty.is_some()) { left.push((start, "sliding")); }
+                if slot.sample.as_ref().is_some_and(|s| s.dirty.is_some()) { left.push((start, "sample")); }
+            }
+        }
+        left
+    }
+
     /// Number of live (domain, minute) slots and (domain, client) cells: the state size.
     pub fn live_cells(&self) -> usize {
         self.domains.values().map(|(_, slots)| slots.len()).sum::<usize>() + self.clients.len()
@@ -315,7 +329,7 @@ impl DomainPanes {
                 if frontier.is_some_and(|f| f < last) {
                     break;
                 }
-                debug_assert!(slot.minute.dirty.is_none(), "a retiring slot was emitted first");
+                debug_assert!(slot.minute.dirty.is_none(), "a retiring slot was emitted first: base {base} last {last} frontier {frontier:?} dirty {:?}", slot.minute.dirty);
                 for ip in &slot.clients {
                     if let Some(cell) = clients.get_mut(&(*domain, *ip)) {
                         cell.retain(|e| e.0 > *base);
@@ -414,4 +428,143 @@ pub fn domain_windows<'s>(input: StreamVec<'s, Time, Ingested>, policy: WindowPo
         _ => 0,
     };
     frontier::run(input, Exchange::new(route), "DomainWindows", |_| DomainPanes::new(policy))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{BTreeMap, HashMap, HashSet};
+
+    use super::*;
+    use crate::aggregate::{top_clients, ClientTraffic};
+    use crate::key::CacheOutcome;
+
+    fn policy() -> WindowPolicy {
+        WindowPolicy { allowed_lateness_secs: 60, ..WindowPolicy::default() }
+    }
+
+    /// Deterministic hits over 15 minutes, in stamp order, each in a live minute.
+    fn hits() -> Vec<Hit> {
+        let domains = [DomainKey::of("a.example"), DomainKey::of("b.example")];
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        (0..6000u64)
+            .map(|i| {
+                let stamp = 600_000 + i * 900 / 6000 * 1;
+                let event_sec = stamp - next() % 50;
+                Hit {
+                    domain: domains[(next() % 2) as usize],
+                    stamp,
+                    event_sec,
+                    client: IpAddr::from([10, 0, (next() % 3) as u8, (next() % 40) as u8]),
+                    bytes: next() % 5000,
+                    status: [200, 200, 304, 404, 503][(next() % 5) as usize],
+                    cache: CacheOutcome::Hit,
+                    request_time_us: Some((next() % 200_000) as u32),
+                    upstream_time_us: None,
+                }
+            })
+            .collect()
+    }
+
+    /// Folds emitted changes into final values per key, as the closing stage does.
+    #[derive(Default)]
+    struct Tables {
+        traffic: BTreeMap<DomainWindow, Traffic>,
+        statuses: BTreeMap<(DomainWindow, u16), i64>,
+        clients: BTreeMap<DomainWindow, BTreeMap<ClientSummary, isize>>,
+        peaks: BTreeMap<DomainWindow, BTreeMap<u64, isize>>,
+    }
+
+    impl Tables {
+        fn fold(&mut self, changes: Vec<WindowChange>) {
+            for change in changes {
+                match change {
+                    WindowChange::Traffic(k, _, d) => self.traffic.entry(k).or_default().plus(&d),
+                    WindowChange::Status(k, _, d) => *self.statuses.entry(k).or_default() += d,
+                    WindowChange::Clients((k, v), _, d) => *self.clients.entry(k).or_default().entry(v).or_default() += d,
+                    WindowChange::Peak((k, v), _, d) => *self.peaks.entry(k).or_default().entry(v).or_default() += d,
+                    WindowChange::Latency(..) => {}
+                }
+            }
+        }
+    }
+
+    fn present<V: Clone>(values: &BTreeMap<V, isize>) -> V {
+        let live: Vec<&V> = values.iter().filter(|(_, c)| **c != 0).map(|(v, _)| v).collect();
+        assert_eq!(live.len(), 1, "one present value per key");
+        assert_eq!(values.values().filter(|c| **c != 0).sum::<isize>(), 1);
+        live[0].clone()
+    }
+
+    #[test]
+    fn windows_equal_a_batch_computation_whatever_the_emission_points() {
+        let policy = policy();
+        let hits = hits();
+        let name = |key: DomainKey| if key == DomainKey::of("a.example") { "a.example" } else { "b.example" };
+        let mut panes = DomainPanes::new(policy);
+        let mut tables = Tables::default();
+        for (i, hit) in hits.iter().enumerate() {
+            // As a source does: the name travels with the domain's lines.
+            panes.name(hit.domain, name(hit.domain));
+            panes.apply_hit(hit);
+            if i % 357 == 0 {
+                let mut out = Vec::new();
+                panes.emit_changes(&mut out);
+                assert!(out.iter().all(|c| matches!(c, WindowChange::Traffic(_, t, _) if *t <= hit.stamp) || !matches!(c, WindowChange::Traffic(..))));
+                tables.fold(out);
+                assert_eq!(panes.dirty_left(), vec![], "after emission at {i} dirty list {:?}", panes.dirty);
+                panes.retire_slots(Some(hit.stamp));
+            }
+        }
+        let mut out = Vec::new();
+        panes.emit_changes(&mut out);
+        tables.fold(out);
+        panes.retire_slots(None);
+        assert_eq!(panes.live_cells(), 0, "everything retires at the end");
+
+        // The batch computation: every window containing each hit.
+        let mut traffic: BTreeMap<DomainWindow, Traffic> = BTreeMap::new();
+        let mut clients: BTreeMap<DomainWindow, HashMap<IpAddr, ClientTraffic>> = BTreeMap::new();
+        let mut seconds: BTreeMap<DomainWindow, HashMap<u64, u64>> = BTreeMap::new();
+        let mut statuses: BTreeMap<(DomainWindow, u16), i64> = BTreeMap::new();
+        for hit in &hits {
+            for kind in [WindowKind::Minute, WindowKind::Sliding, WindowKind::Sample5m] {
+                for window in policy.windows_of(kind, hit.event_sec) {
+                    let key = DomainWindow::new(name(hit.domain).to_string(), window);
+                    traffic.entry(key.clone()).or_default().plus(&Traffic::of_hit(hit));
+                    if kind == WindowKind::Sample5m {
+                        continue;
+                    }
+                    let c = clients.entry(key.clone()).or_default().entry(hit.client).or_default();
+                    c.requests += 1;
+                    c.bytes += hit.bytes as i64;
+                    *seconds.entry(key.clone()).or_default().entry(hit.event_sec).or_default() += hit.bytes;
+                    if kind == WindowKind::Minute {
+                        *statuses.entry((key, hit.status)).or_default() += 1;
+                    }
+                }
+            }
+        }
+        assert_eq!(tables.traffic, traffic);
+        assert_eq!(tables.statuses, statuses);
+        let mut distinct_seen = HashSet::new();
+        for (key, group) in &clients {
+            let group: Vec<(&IpAddr, ClientTraffic)> = group.iter().map(|(ip, t)| (ip, *t)).collect();
+            let expected = ClientSummary {
+                distinct: group.len() as u64,
+                by_requests: top_clients(&group, TOP_CLIENTS, |t| t.requests),
+                by_bytes: top_clients(&group, TOP_CLIENTS, |t| t.bytes),
+            };
+            assert_eq!(present(&tables.clients[key]), expected, "{key:?}");
+            distinct_seen.insert(expected.distinct);
+            let peak = seconds[key].values().copied().max().unwrap();
+            assert_eq!(present(&tables.peaks[key]), peak, "{key:?}");
+        }
+        assert!(distinct_seen.len() > 5, "the data exercises distinct counts");
+    }
 }
