@@ -76,6 +76,11 @@ if ! mysql_q -e 'SELECT 1' >/dev/null 2>&1; then
   say "MariaDB is not answering: starting it"
   scripts/services.sh start mariadb >&2
 fi
+# The server's own CPU while edgeflow writes (a local server on DB_PORT; shared with whatever
+# else uses it, so an upper bound): user+sys clock ticks from /proc.
+MARIADB_PID=$(pgrep -f -- "mariadbd.*--port=$DB_PORT( |$)" | head -1 || true)
+server_ticks() { if [[ -n $MARIADB_PID ]]; then awk '{ print $14 + $15 }' "/proc/$MARIADB_PID/stat" 2>/dev/null || echo 0; else echo 0; fi; }
+TICKS_PER_SEC=$(getconf CLK_TCK)
 
 mkdir -p "$CACHE/bin"
 say "building the release binary (CARGO_TARGET_DIR=$TARGET)"
@@ -156,13 +161,16 @@ run_edgeflow() {
   DBS+=("$db")
   export EDGEFLOW__MYSQL__URL=$BASE_URL/$db
   "$BIN" migrate -c config/local.toml >"$OUT/migrate.$1.log" 2>&1
+  local ticks0 ticks1 summary
+  ticks0=$(server_ticks)
   timed edgeflow "$log" \
     "$BIN" run --source "file:$FILE" -w "$WORKERS" -c config/local.toml "${sink_args[@]}"
-  local summary
+  ticks1=$(server_ticks)
+  echo "$(((ticks1 - ticks0) * 1000000 / TICKS_PER_SEC))" >>"$OUT/mariadb.cpu_us"
   summary=$(grep "job finished" "$log" | tail -1) || die "no 'job finished' line in $log"
   field() { sed -n "s/.* $1=\([0-9.]*\).*/\1/p" <<<"$summary"; }
   echo "$(field messages) $(field rejected) $(field rows_written) $(field commits) $(field peak_rss_kib) $db" >>"$OUT/edgeflow.summary"
-  say "edgeflow $db: messages $(field messages), rejected $(field rejected), rows written $(field rows_written), commits $(field commits), own peak RSS $(field peak_rss_kib) KiB"
+  say "edgeflow $db: messages $(field messages), rejected $(field rejected), rows written $(field rows_written), commits $(field commits), own peak RSS $(field peak_rss_kib) KiB, mariadbd CPU $(tail -1 "$OUT/mariadb.cpu_us") µs"
 }
 
 programs=(rust python)
@@ -195,23 +203,28 @@ label() {
     edgeflow) echo "edgeflow file→$SINK (-w $WORKERS, tick $TICK s)" ;;
   esac
 }
-printf '\n| program | lines/s (median) | range | wall s (median) | peak RSS (median) | CPU µs/line (median) | rows written/line | commits |\n'
-printf '|---|---:|---|---:|---:|---:|---:|---:|\n'
+printf '\n| program | lines/s (median) | range | wall s (median) | peak RSS (median) | CPU µs/line (median) | rows written/line | commits | MariaDB CPU µs/line |\n'
+printf '|---|---:|---|---:|---:|---:|---:|---:|---:|\n'
 for program in "${programs[@]}"; do
   # shellcheck disable=SC2046
   read -r lps lps_min lps_max < <(stats $(column_of "$program" 'lines / $2'))
   read -r wall _ _ < <(stats $(column_of "$program" '$2'))
   read -r rss _ _ < <(stats $(column_of "$program" '$5'))
   read -r cpu _ _ < <(stats $(column_of "$program" '($3 + $4) * 1000000 / lines'))
-  rows=– commits=–
+  rows=– commits=– server=–
   if [[ $program == edgeflow ]]; then
     read -r rows _ _ < <(stats $(awk -v lines="$LINES" '{ print $3 / lines }' "$OUT/edgeflow.summary"))
     read -r commits _ _ < <(stats $(awk '{ print $4 }' "$OUT/edgeflow.summary"))
     rows=$(printf '%.4f' "$rows") commits=$(printf '%.0f' "$commits")
+    if [[ -n $MARIADB_PID ]]; then
+      read -r server _ _ < <(stats $(awk -v lines="$LINES" '{ print $1 / lines }' "$OUT/mariadb.cpu_us"))
+      server=$(printf '%.2f' "$server")
+    fi
   fi
-  printf '| %s | %.0f | %.0f–%.0f | %.2f | %.0f MiB | %.2f | %s | %s |\n' \
-    "$(label "$program")" "$lps" "$lps_min" "$lps_max" "$wall" "$(echo "$rss / 1024" | bc -l)" "$cpu" "$rows" "$commits"
+  printf '| %s | %.0f | %.0f–%.0f | %.2f | %.0f MiB | %.2f | %s | %s | %s |\n' \
+    "$(label "$program")" "$lps" "$lps_min" "$lps_max" "$wall" "$(echo "$rss / 1024" | bc -l)" "$cpu" "$rows" "$commits" "$server"
 done
+printf 'CPU µs/line: user+sys of the program itself (all its threads); MariaDB CPU: the server process on port %s during the edgeflow runs (shared: includes anything else it served then).\n' "$DB_PORT"
 printf 'load average at end %s\n' "$(cut -d' ' -f1-3 /proc/loadavg)"
 
 # Exactness.
