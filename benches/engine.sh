@@ -2,7 +2,8 @@
 # Where the job's time goes, file source to MySQL, beside naive references: the same
 # generated `cdn` file through
 #   - naive Rust: benches/reference/naive.rs, one thread, a hash map and a hash set per row
-#     (the `naive_reference` bench target);
+#     (the `naive_reference` bench target, compiled here with rustc and the release profile's
+#     flags: `cargo bench` would first build the package's dev-dependencies, ~3 min here);
 #   - naive Python: benches/reference/naive.py, re + dict;
 #   - edgeflow: the release build, `edgeflow run --source file:... -w $WORKERS` into a fresh
 #     MariaDB database per run (or `--sink null` with SINK=null, if the binary has the flag).
@@ -28,7 +29,11 @@
 # Needs MariaDB (scripts/services.sh start mariadb); Kafka is not used.
 # Measured per run: wall time (lines/s = LINES / wall), peak RSS and user+sys CPU from
 # /usr/bin/time, for edgeflow also rows written per input line and commits from its
-# `job finished` log line. Numbers are for comparing on one machine, never targets in tests.
+# `job finished` log line, and the MariaDB server's CPU during the run (from /proc; the
+# server is shared, so that one is an upper bound). The release binary is copied to
+# .bench/bin/ right after the build (CARGO_TARGET_DIR may be shared with other checkouts).
+# Outputs and logs of each invocation stay in .bench/runs/<id>/. Numbers are for comparing on
+# one machine, never targets in tests.
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
