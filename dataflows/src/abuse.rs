@@ -20,6 +20,7 @@ use timely::dataflow::StreamVec;
 use crate::aggregate::{RankedClient, TOP_ABUSERS};
 use crate::frontier::{self, Stage};
 use crate::ingest::Ingested;
+use crate::panes::Dirty;
 use crate::topk::{RankBy, TopK};
 use crate::window::{Time, Window, WindowKind, WindowPolicy};
 
@@ -32,8 +33,8 @@ pub type RankingChange = ((Window, Vec<RankedClient>), Time, isize);
 struct MinuteClients {
     totals: FxHashMap<IpAddr, (u64, u64)>,
     top: TopK,
-    /// Latest stamp of a line that changed `top` since the last emission.
-    changed: Option<Time>,
+    /// Whether `top` changed since the last emission (see `panes::Dirty`).
+    changed: Dirty,
 }
 
 /// Stage one: per-worker rankings of disjoint clients.
@@ -54,7 +55,7 @@ impl Stage for ClientMinutes {
         total.0 += 1;
         total.1 += hit.bytes;
         if minute.top.offer(TOP_ABUSERS, RankBy::Requests, hit.client, total.0, total.1) {
-            minute.changed = Some(minute.changed.map_or(hit.stamp, |t| t.max(hit.stamp)));
+            minute.changed.mark(hit.stamp);
         }
     }
 
@@ -75,7 +76,7 @@ impl Stage for ClientMinutes {
 struct MinuteRankings {
     parts: BTreeMap<usize, Vec<RankedClient>>,
     emitted: Option<Vec<RankedClient>>,
-    changed: Option<Time>,
+    changed: Dirty,
 }
 
 /// Stage two: the rankings of every worker merged per minute.
@@ -91,7 +92,7 @@ impl Stage for MergeRankings {
     fn apply(&mut self, (start, worker, ranking, stamp): PartialRanking) {
         let minute = self.minutes.entry(start).or_default();
         minute.parts.insert(worker, ranking);
-        minute.changed = Some(minute.changed.map_or(stamp, |t| t.max(stamp)));
+        minute.changed.mark(stamp);
     }
 
     fn emit(&mut self, out: &mut Vec<RankingChange>) {

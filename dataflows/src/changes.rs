@@ -58,6 +58,8 @@ pub trait Accumulator: Default {
     fn apply(&mut self, diff: Self::Diff);
     /// The current value; `None` when the key has no contribution left.
     fn value(&self) -> Option<Self::Value>;
+    /// True when nothing is held: not even a retraction waiting for its insertion.
+    fn is_empty(&self) -> bool;
 }
 
 /// Additive outputs: the value is the sum of the diffs.
@@ -72,6 +74,9 @@ impl<R: Monoid + Clone + Default> Accumulator for Sum<R> {
     }
     fn value(&self) -> Option<R> {
         (!self.0.is_zero()).then(|| self.0.clone())
+    }
+    fn is_empty(&self) -> bool {
+        self.0.is_zero()
     }
 }
 
@@ -98,6 +103,9 @@ impl<V: Ord + Clone> Accumulator for Latest<V> {
         // A reduce emits one value per key; during a change both may be pending in one
         // epoch, but after consolidation only the new one has a positive count.
         self.0.iter().rev().find(|(_, c)| **c > 0).map(|(v, _)| v.clone())
+    }
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
     }
 }
 
@@ -155,7 +163,7 @@ where
                 }
                 let state = self.values.entry(key.clone()).or_default();
                 state.apply(diff);
-                if state.value().is_none() {
+                if state.is_empty() {
                     self.values.remove(&key);
                 }
                 if !retiring {
@@ -267,6 +275,17 @@ mod tests {
         m.push(("a", 50), 50, ("second", -1));
         assert!(m.close(Some(51)).is_empty());
         assert_eq!(m.live_keys(), 0);
+    }
+
+    #[test]
+    fn a_retraction_applied_before_its_insertion_is_kept() {
+        let mut m: Materializer<Key, Latest<&'static str>, fn(&Key) -> Time> = Materializer::new(retire);
+        // Emitted out of time order: "first" at 20, then replaced by "second" at 10.
+        m.push(("a", 50), 20, ("first", 1));
+        m.push(("a", 50), 10, ("first", -1));
+        m.push(("a", 50), 10, ("second", 1));
+        assert_eq!(upserts(&m.close(Some(11))), vec![(("a", 50), "second")]);
+        assert_eq!(upserts(&m.close(Some(21))), vec![(("a", 50), "second")]);
     }
 
     #[test]

@@ -73,8 +73,7 @@ struct WindowStats {
     request_times: Histogram,
     upstream_times: Histogram,
     peak_second_bytes: u64,
-    /// Set by a line since the last emission: the latest stamp among those lines.
-    dirty: Option<Time>,
+    dirty: Dirty,
     /// What was last emitted, so only real changes leave.
     emitted_traffic: Traffic,
     emitted_clients: Option<ClientSummary>,
@@ -87,7 +86,7 @@ struct WindowStats {
 struct SampleStats {
     traffic: Traffic,
     emitted: Traffic,
-    dirty: Option<Time>,
+    dirty: Dirty,
 }
 
 /// Everything that starts at one minute of one domain.
@@ -116,10 +115,31 @@ impl Slot {
     }
 }
 
-fn mark(dirty: &mut Option<Time>, stamp: Time) -> bool {
-    let was_clean = dirty.is_none();
-    *dirty = Some(dirty.map_or(stamp, |d| d.max(stamp)));
-    was_clean
+/// Whether a window changed since its last emission, and the latest stamp of any line in
+/// it. Changes leave at that stamp: never before a line they report, and never before an
+/// earlier change of the same window, so a key's updates arrive at the closing stage in
+/// time order.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Dirty {
+    changed: bool,
+    latest: Time,
+}
+
+impl Dirty {
+    /// Notes a line stamped `stamp`; true if the window was clean until now.
+    pub(crate) fn mark(&mut self, stamp: Time) -> bool {
+        self.latest = self.latest.max(stamp);
+        !std::mem::replace(&mut self.changed, true)
+    }
+
+    /// The stamp to emit at, if changed; clears the change.
+    pub(crate) fn take(&mut self) -> Option<Time> {
+        std::mem::take(&mut self.changed).then_some(self.latest)
+    }
+
+    pub(crate) fn is_set(&self) -> bool {
+        self.changed
+    }
 }
 
 /// A client's totals per live minute of one domain, oldest first.
@@ -169,9 +189,9 @@ impl DomainPanes {
         for (base, slots) in self.domains.values() {
             for (i, slot) in slots.iter().enumerate() {
                 let start = base + 60 * i as u64;
-                if slot.minute.dirty.is_some() { left.push((start, "minute")); }
-                if slot.sliding.as_ref().is_some_and(|s| s.dirty.is_some()) { left.push((start, "sliding")); }
-                if slot.sample.as_ref().is_some_and(|s| s.dirty.is_some()) { left.push((start, "sample")); }
+                if slot.minute.dirty.is_set() { left.push((start, "minute")); }
+                if slot.sliding.as_ref().is_some_and(|s| s.dirty.is_set()) { left.push((start, "sliding")); }
+                if slot.sample.as_ref().is_some_and(|s| s.dirty.is_set()) { left.push((start, "sample")); }
             }
         }
         left
@@ -235,7 +255,7 @@ impl DomainPanes {
         let mut newly_dirty: Vec<u64> = Vec::new();
         let stats = &mut pane.minute;
         add_line(stats, hit, &traffic, minute_requests, minute_bytes, second_bytes);
-        if mark(&mut stats.dirty, hit.stamp) {
+        if stats.dirty.mark(hit.stamp) {
             newly_dirty.push(minute);
         }
 
@@ -247,7 +267,7 @@ impl DomainPanes {
                 let (requests, bytes) = cell.iter().filter(|e| e.0 >= start && e.0 < start + span).fold((0, 0), |a, e| (a.0 + e.1, a.1 + e.2));
                 if let Some(stats) = slots[at].sliding.as_mut() {
                     add_line(stats, hit, &traffic, requests, bytes, second_bytes);
-                    if mark(&mut stats.dirty, hit.stamp) {
+                    if stats.dirty.mark(hit.stamp) {
                         newly_dirty.push(start);
                     }
                 }
@@ -262,7 +282,7 @@ impl DomainPanes {
         let at = ((sample_start - *base) / 60) as usize;
         if let Some(sample) = slots[at].sample.as_mut() {
             sample.traffic.plus(&traffic);
-            if mark(&mut sample.dirty, hit.stamp) {
+            if sample.dirty.mark(hit.stamp) {
                 newly_dirty.push(sample_start);
             }
         }
@@ -286,7 +306,8 @@ impl DomainPanes {
             let Some((base, slots)) = self.domains.get_mut(&domain) else { continue };
             let Some(slot) = start.checked_sub(*base).and_then(|d| slots.get_mut((d / 60) as usize)) else { continue };
             let key = |kind: WindowKind| DomainWindow::new(name.to_string(), Window { kind, start });
-            if let Some(stamp) = slot.minute.dirty {
+            if slot.minute.dirty.is_set() {
+                let stamp = slot.minute.dirty.latest;
                 let minute_key = key(WindowKind::Minute);
                 for (status, count, emitted) in slot.statuses.iter_mut() {
                     if *count != *emitted {
@@ -296,7 +317,7 @@ impl DomainPanes {
                 }
                 emit_stats(&mut slot.minute, minute_key, out);
             }
-            if let Some(stats) = slot.sliding.as_mut().filter(|s| s.dirty.is_some()) {
+            if let Some(stats) = slot.sliding.as_mut().filter(|s| s.dirty.is_set()) {
                 emit_stats(stats, key(WindowKind::Sliding), out);
             }
             if let Some(sample) = slot.sample.as_mut() {
@@ -329,7 +350,7 @@ impl DomainPanes {
                 if frontier.is_some_and(|f| f < last) {
                     break;
                 }
-                debug_assert!(slot.minute.dirty.is_none(), "a retiring slot was emitted first: base {base} last {last} frontier {frontier:?} dirty {:?}", slot.minute.dirty);
+                debug_assert!(!slot.minute.dirty.is_set(), "a retiring slot was emitted first: base {base} last {last} frontier {frontier:?}");
                 for ip in &slot.clients {
                     if let Some(cell) = clients.get_mut(&(*domain, *ip)) {
                         cell.retain(|e| e.0 > *base);

@@ -347,7 +347,7 @@ fn run_engine(scenario: &Arc<Scenario>, workers: usize) -> Vec<OutputBatch> {
         let sink = sink.clone();
         worker.dataflow::<Time, _, _>(move |scope| {
             let ingested = feed(scope, ingest, scenario, mine);
-            let outputs = pipeline::build(ingested);
+            let outputs = pipeline::build(ingested, policy);
             output::close_epochs(outputs, policy, None).inspect(move |batch: &OutputBatch| sink.lock().unwrap().push(batch.clone()));
         });
         while worker.step() {}
@@ -775,13 +775,15 @@ fn every_table_matches_the_reference_with_four_workers() {
     assert_engine_matches_reference(4, scenario());
 }
 
-/// Coarse ticks align stamps down and retirements up, and half-minute slides give a line
-/// sliding windows that retire before its minute: a late line is accepted but skips them.
+/// Coarse ticks align stamps down and retirements up; ten-minute windows sliding by two
+/// minutes. Windows are whole minutes, so an accepted line reaches every window containing
+/// it (half-minute slides are refused by validation: minute panes could not assemble them).
 #[test]
-fn coarse_ticks_and_half_minute_slides_match_the_reference() {
-    let policy = WindowPolicy { tick_secs: 5, out_of_orderness_secs: 10, allowed_lateness_secs: 30, sliding_window_secs: 300, slide_secs: 30, ..policy() };
+fn coarse_ticks_and_two_minute_slides_match_the_reference() {
+    let policy = WindowPolicy { tick_secs: 5, out_of_orderness_secs: 10, allowed_lateness_secs: 30, sliding_window_secs: 600, slide_secs: 120, ..policy() };
     policy.validate().expect("valid policy");
+    assert!(WindowPolicy { slide_secs: 30, ..policy }.validate().is_err(), "half-minute slides are refused");
     let expected = assert_engine_matches_reference(2, generate(0xC0A5E, 8_000, 1_200, policy));
-    assert!(expected.skipped_windows > 0, "some accepted lines skip a sliding window that retired before their minute");
+    assert_eq!(expected.skipped_windows, 0, "an accepted line reaches every window containing it");
     assert!(expected.rejects.iter().any(|r| r.2 == RejectReason::TooLate), "some lines are too late");
 }
