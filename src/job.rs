@@ -16,8 +16,8 @@ use timely::dataflow::operators::Probe;
 use tracing::{error, info};
 
 use crate::config::Settings;
-use crate::sink::{self, SinkSettings};
-use crate::source::file::{FileReader, FILE_PARTITION};
+use crate::sink::{self, SinkSettings, SinkTarget};
+use crate::source::file::{BlockReader, FileReader, FILE_PARTITION};
 use crate::source::kafka::{check_retention, partition_count, partitions_for, KafkaReader, KafkaSourceError};
 use crate::source::{ingest_source, ReadStatus, Reader, STOP};
 use crate::telemetry::METRICS;
@@ -93,6 +93,8 @@ pub struct RunOptions {
     pub exit_at_end: bool,
     /// Kafka only: continue when retention deleted messages the replay needs.
     pub accept_data_loss: bool,
+    /// Where results go; `Null` writes nothing and reads no checkpoint (benchmarks).
+    pub sink: SinkTarget,
 }
 
 /// What a finished run did (this process only).
@@ -110,6 +112,7 @@ pub struct RunSummary {
 enum AnyReader {
     Kafka(KafkaReader),
     File(FileReader),
+    Blocks(BlockReader),
     Nothing,
 }
 
@@ -118,6 +121,7 @@ impl Reader for AnyReader {
         match self {
             AnyReader::Kafka(r) => r.read(ingest, budget),
             AnyReader::File(r) => r.read(ingest, budget),
+            AnyReader::Blocks(r) => r.read(ingest, budget),
             AnyReader::Nothing => ReadStatus::Finished,
         }
     }
@@ -126,9 +130,12 @@ impl Reader for AnyReader {
 pub fn run(settings: Settings, options: RunOptions) -> anyhow::Result<RunSummary> {
     let started = Instant::now();
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    runtime
-        .block_on(sink::schema::check(&settings.mysql.url))
-        .with_context(|| format!("checking the schema at {}", redact(&settings.mysql.url)))?;
+    let to_mysql = options.sink == SinkTarget::Mysql;
+    if to_mysql {
+        runtime
+            .block_on(sink::schema::check(&settings.mysql.url))
+            .with_context(|| format!("checking the schema at {}", redact(&settings.mysql.url)))?;
+    }
     let (partitions, source_name) = match &options.source {
         SourceSpec::Kafka => {
             // The shipper may create the topic after the job starts: wait a while for it.
@@ -151,9 +158,11 @@ pub fn run(settings: Settings, options: RunOptions) -> anyhow::Result<RunSummary
     let replayable = options.source == SourceSpec::Kafka;
     // Commits come from worker 0, in process 0: only that process takes a new generation.
     let writes = options.cluster.process == 0;
-    let resume = runtime
-        .block_on(sink::checkpoint::take_over(&settings.mysql.url, &source_name, writes, replayable))
-        .context("reading the checkpoints")?;
+    let resume = if to_mysql {
+        runtime.block_on(sink::checkpoint::take_over(&settings.mysql.url, &source_name, writes, replayable)).context("reading the checkpoints")?
+    } else {
+        Default::default()
+    };
     let mut replay_from: BTreeMap<i32, i64> =
         resume.partitions.iter().filter_map(|(&p, c)| c.replay.offset.map(|o| (p, o))).collect();
     if replayable && !replay_from.is_empty() {
@@ -162,6 +171,7 @@ pub fn run(settings: Settings, options: RunOptions) -> anyhow::Result<RunSummary
     install_stop_signals();
     let timely_config = options.cluster.timely_config()?;
     let sink_settings = SinkSettings {
+        target: options.sink,
         mysql_url: settings.mysql.url.clone(),
         source_name,
         config: settings.sink.clone(),
@@ -199,17 +209,28 @@ pub fn run(settings: Settings, options: RunOptions) -> anyhow::Result<RunSummary
                     }
                 }
             }
-            SourceSpec::File(path) if index == 0 => {
-                ingest.add_partition(FILE_PARTITION, PartitionClock::default());
-                match FileReader::open(path) {
-                    Ok(reader) => AnyReader::File(reader),
+            // A plain file is split between all workers; gzip and stdin are read by worker 0.
+            SourceSpec::File(path) => match BlockReader::open(path, index, peers) {
+                Ok(Some(reader)) if peers > 1 => {
+                    ingest.add_partition(reader.partition(), PartitionClock::default());
+                    AnyReader::Blocks(reader)
+                }
+                Ok(_) if index == 0 => match FileReader::open(path) {
+                    Ok(reader) => {
+                        ingest.add_partition(FILE_PARTITION, PartitionClock::default());
+                        AnyReader::File(reader)
+                    }
                     Err(err) => {
                         failure = Some(err.to_string());
                         AnyReader::Nothing
                     }
+                },
+                Ok(_) => AnyReader::Nothing,
+                Err(err) => {
+                    failure = Some(err.to_string());
+                    AnyReader::Nothing
                 }
-            }
-            SourceSpec::File(_) => AnyReader::Nothing,
+            },
         };
         if let Some(failure) = &failure {
             // Timely is fail-stop; the dataflow is still built so the other workers finish.
@@ -225,7 +246,7 @@ pub fn run(settings: Settings, options: RunOptions) -> anyhow::Result<RunSummary
             let outputs = pipeline::build(ingested, sink_settings.policy);
             let batches = output::close_epochs(outputs, sink_settings.policy, committed_upto);
             let batches = output::detect_alerts(batches, alerts, sink_settings.policy);
-            sink::write_to_mysql(batches, sink_settings).probe_with(&committed);
+            sink::write_batches(batches, sink_settings).probe_with(&committed);
         });
         while worker.step_or_park(Some(Duration::from_millis(100))) {}
         failure.map_or(Ok(()), Err)

@@ -12,6 +12,7 @@ use edgeflow::config::Settings;
 use edgeflow::gen::output::{self, GenRun, GenTarget};
 use edgeflow::gen::{GenConfig, OutputFormat};
 use edgeflow::job::{self, Cluster, RunOptions, SourceSpec};
+use edgeflow::sink::SinkTarget;
 use edgeflow::sink::schema;
 use edgeflow::telemetry;
 
@@ -52,6 +53,10 @@ enum Command {
         /// from the oldest retained offset instead of refusing to start (the loss is logged).
         #[arg(long)]
         accept_data_loss: bool,
+        /// Where results go: `mysql`, or `null` to measure the job without a database (no
+        /// checkpoints are read or written).
+        #[arg(long, value_enum, default_value = "mysql")]
+        sink: SinkTarget,
         #[arg(long, action = clap::ArgAction::Help)]
         help: Option<bool>,
     },
@@ -154,10 +159,10 @@ fn load(config: &PathBuf) -> anyhow::Result<Settings> {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Run { config, source, workers, processes, process, hostfile, exit_at_end, accept_data_loss, help: _ } => {
+        Command::Run { config, source, workers, processes, process, hostfile, exit_at_end, accept_data_loss, sink, help: _ } => {
             let settings = load(&config)?;
             let cluster = Cluster { workers, processes, process, hostfile };
-            job::run(settings, RunOptions { source, cluster, exit_at_end, accept_data_loss })?;
+            job::run(settings, RunOptions { source, cluster, exit_at_end, accept_data_loss, sink })?;
             Ok(())
         }
         Command::Gen {

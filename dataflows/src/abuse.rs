@@ -48,6 +48,7 @@ impl Stage for ClientMinutes {
     type In = Ingested;
     type Out = PartialRanking;
 
+    #[inline(never)]
     fn apply(&mut self, item: Ingested) {
         let Ingested::ClientHit(hit) = item else { return };
         let minute = self.minutes.entry(hit.minute).or_default();

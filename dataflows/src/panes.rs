@@ -61,6 +61,20 @@ impl Histogram {
             Err(at) => self.0.insert(at, (bucket, 1)),
         }
     }
+
+    /// The sum of several histograms.
+    fn merged<'a>(parts: impl Iterator<Item = &'a Histogram>) -> Vec<(u16, i64)> {
+        let mut all: Vec<(u16, i64)> = parts.flat_map(|h| h.0.iter().copied()).collect();
+        all.sort_unstable_by_key(|(bucket, _)| *bucket);
+        all.dedup_by(|later, kept| {
+            let same = later.0 == kept.0;
+            if same {
+                kept.1 += later.1;
+            }
+            same
+        });
+        all
+    }
 }
 
 /// The running aggregates of one window with client statistics (minute or sliding).
@@ -70,8 +84,6 @@ struct WindowStats {
     distinct: u64,
     by_requests: TopK,
     by_bytes: TopK,
-    request_times: Histogram,
-    upstream_times: Histogram,
     peak_second_bytes: u64,
     dirty: Dirty,
     /// What was last emitted, so only real changes leave.
@@ -100,6 +112,9 @@ struct Slot {
     sample: Option<SampleStats>,
     /// Bytes per second of the minute: the busiest second of any window using it.
     second_bytes: Vec<u64>,
+    /// Latency histograms of the minute; a window's are the sum of its minutes'.
+    request_times: Histogram,
+    upstream_times: Histogram,
     /// Clients first seen in this minute: whose minute totals to drop with the slot.
     clients: Vec<IpAddr>,
 }
@@ -207,6 +222,7 @@ impl DomainPanes {
     }
 
     /// Folds one line into its minute, the sliding windows containing it and its sample.
+    #[inline(never)]
     pub fn apply_hit(&mut self, hit: &Hit) {
         let policy = self.policy;
         let minute = hit.minute();
@@ -248,6 +264,12 @@ impl DomainPanes {
         let second = (hit.event_sec - minute) as usize;
         pane.second_bytes[second] += hit.bytes;
         let second_bytes = pane.second_bytes[second];
+        if let Some(us) = hit.request_time_us {
+            pane.request_times.add(us);
+        }
+        if let Some(us) = hit.upstream_time_us {
+            pane.upstream_times.add(us);
+        }
         match pane.statuses.iter_mut().find(|s| s.0 == hit.status) {
             Some(s) => s.1 += 1,
             None => pane.statuses.push((hit.status, 1, 0)),
@@ -295,7 +317,10 @@ impl DomainPanes {
 
     /// Emits the changes of every window changed since the last call whose domain name is
     /// known (a name arrives with its first lines, so the rest follow on the next call).
+    #[inline(never)]
     pub fn emit_changes(&mut self, out: &mut Vec<WindowChange>) {
+        let sliding_secs = self.policy.sliding_window_secs;
+        let slot_dirty = |stats: &WindowStats| stats.dirty.is_set();
         let mut waiting = Vec::new();
         for (domain, start) in std::mem::take(&mut self.dirty) {
             let Some(name) = self.names.get(&domain) else {
@@ -304,7 +329,15 @@ impl DomainPanes {
             };
             self.dirty_set.remove(&(domain, start));
             let Some((base, slots)) = self.domains.get_mut(&domain) else { continue };
-            let Some(slot) = start.checked_sub(*base).and_then(|d| slots.get_mut((d / 60) as usize)) else { continue };
+            let Some(index) = start.checked_sub(*base).map(|d| (d / 60) as usize).filter(|i| *i < slots.len()) else { continue };
+            // The latency of a window is assembled from its minutes' histograms.
+            let latency_of = |minutes: usize| {
+                let panes = || slots.range(index..(index + minutes).min(slots.len()));
+                latency_summary(&Histogram::merged(panes().map(|s| &s.request_times)), &Histogram::merged(panes().map(|s| &s.upstream_times)))
+            };
+            let minute_latency = slot_dirty(&slots[index].minute).then(|| latency_of(1));
+            let sliding_latency = slots[index].sliding.as_ref().filter(|s| slot_dirty(s)).map(|_| latency_of((sliding_secs / 60) as usize));
+            let slot = &mut slots[index];
             let key = |kind: WindowKind| DomainWindow::new(name.to_string(), Window { kind, start });
             if slot.minute.dirty.is_set() {
                 let stamp = slot.minute.dirty.latest;
@@ -315,10 +348,10 @@ impl DomainPanes {
                         *emitted = *count;
                     }
                 }
-                emit_stats(&mut slot.minute, minute_key, out);
+                emit_stats(&mut slot.minute, minute_key, minute_latency.unwrap_or_default(), out);
             }
-            if let Some(stats) = slot.sliding.as_mut().filter(|s| s.dirty.is_set()) {
-                emit_stats(stats, key(WindowKind::Sliding), out);
+            if let (Some(stats), Some(latency)) = (slot.sliding.as_mut(), sliding_latency) {
+                emit_stats(stats, key(WindowKind::Sliding), latency, out);
             }
             if let Some(sample) = slot.sample.as_mut() {
                 if let Some(stamp) = sample.dirty.take() {
@@ -334,6 +367,7 @@ impl DomainPanes {
     }
 
     /// Drops every slot whose last window retires at or before `frontier` (`None`: all).
+    #[inline(never)]
     pub fn retire_slots(&mut self, frontier: Option<Time>) {
         let policy = self.policy;
         let clients = &mut self.clients;
@@ -377,17 +411,11 @@ fn add_line(stats: &mut WindowStats, hit: &Hit, traffic: &Traffic, requests: u64
     }
     stats.by_requests.offer(TOP_CLIENTS, RankBy::Requests, hit.client, requests, bytes);
     stats.by_bytes.offer(TOP_CLIENTS, RankBy::Bytes, hit.client, requests, bytes);
-    if let Some(us) = hit.request_time_us {
-        stats.request_times.add(us);
-    }
-    if let Some(us) = hit.upstream_time_us {
-        stats.upstream_times.add(us);
-    }
     stats.peak_second_bytes = stats.peak_second_bytes.max(second_bytes);
 }
 
 /// Emits what changed in a window since its last emission, at its latest dirty stamp.
-fn emit_stats(stats: &mut WindowStats, key: DomainWindow, out: &mut Vec<WindowChange>) {
+fn emit_stats(stats: &mut WindowStats, key: DomainWindow, latency: LatencySummary, out: &mut Vec<WindowChange>) {
     let Some(stamp) = stats.dirty.take() else { return };
     let delta = stats.traffic.minus(&stats.emitted_traffic);
     if delta != Traffic::default() {
@@ -396,7 +424,6 @@ fn emit_stats(stats: &mut WindowStats, key: DomainWindow, out: &mut Vec<WindowCh
     }
     let clients = ClientSummary { distinct: stats.distinct, by_requests: stats.by_requests.ranked().to_vec(), by_bytes: stats.by_bytes.ranked().to_vec() };
     replace(&mut stats.emitted_clients, clients, &key, stamp, out, WindowChange::Clients);
-    let latency = latency_summary(&stats.request_times.0, &stats.upstream_times.0);
     replace(&mut stats.emitted_latency, latency, &key, stamp, out, WindowChange::Latency);
     replace(&mut stats.emitted_peak, stats.peak_second_bytes, &key, stamp, out, WindowChange::Peak);
 }

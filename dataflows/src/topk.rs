@@ -44,6 +44,11 @@ impl TopK {
     /// ranking changed.
     pub fn offer(&mut self, k: usize, by: RankBy, ip: IpAddr, requests: u64, bytes: u64) -> bool {
         let client = RankedClient { ip, requests, bytes };
+        // A ranked client's metric is at least the last one's, and metrics only grow: below
+        // the last of a full ranking, the client is neither in it nor entering it.
+        if self.ranked.len() >= k && self.ranked.last().is_some_and(|last| Self::metric(by, &client) < Self::metric(by, last)) {
+            return false;
+        }
         if let Some(at) = self.ranked.iter().position(|c| c.ip == ip) {
             if self.ranked[at] == client {
                 return false;
