@@ -6,6 +6,7 @@
 //! | `parse/`        | nginx `log_format` compiler, Filebeat envelopes, field decoding         |
 //! | `clean.rs`      | UTC times, client IP by trusted proxies, domains, validation            |
 //! | `window.rs`     | time policy: watermarks, stamps, windows, retirement, idleness          |
+//! | `time_guard.rs` | future lines and time jumps held until confirmed, before the clock      |
 //! | `key.rs`        | which (domain, window) cells a record updates                           |
 //! | `combine.rs`    | the per-worker local combine before the exchange; domain interning     |
 //! | `aggregate.rs`  | aggregates: difference types, and the reduce functions (top-k, percentiles) |
@@ -21,6 +22,7 @@ pub mod record;
 pub mod parse;
 pub mod clean;
 pub mod window;
+pub mod time_guard;
 pub mod key;
 pub mod combine;
 pub mod aggregate;

@@ -5,6 +5,7 @@
 //! progress (checkpoints, alert state), so results and progress commit together.
 
 pub mod checkpoint;
+pub mod datetime;
 pub mod mysql;
 pub mod schema;
 
@@ -18,7 +19,7 @@ use timely::dataflow::operators::Operator;
 use timely::dataflow::StreamVec;
 use tracing::{error, info, warn};
 
-use self::mysql::MysqlWriter;
+use self::mysql::{CommitError, MysqlWriter};
 use crate::config::SinkConfig;
 use crate::notify::{Dispatcher, NotifyConfig};
 use crate::telemetry::METRICS;
@@ -74,10 +75,19 @@ pub fn write_to_mysql<'s>(batches: StreamVec<'s, Time, OutputBatch>, settings: S
                         MysqlWriter::new(&settings.mysql_url, settings.source_name.clone(), settings.config.clone(), settings.policy, settings.generation)
                             .expect("mysql url validated at start-up")
                     });
-                    if let Err(fenced) = writer.commit(batch) {
-                        // A newer instance owns the job: stop before doing anything else.
-                        error!(error = %fenced, "stopping: fenced out by a newer instance");
-                        std::process::exit(FENCED_EXIT_CODE);
+                    match writer.commit(batch) {
+                        Ok(()) => {}
+                        Err(fenced @ CommitError::Fenced { .. }) => {
+                            // A newer instance owns the job: stop before doing anything else.
+                            error!(error = %fenced, "stopping: fenced out by a newer instance");
+                            std::process::exit(FENCED_EXIT_CODE);
+                        }
+                        Err(err) => {
+                            // Retrying cannot help and skipping would lose the batch: stop
+                            // without its checkpoint, loudly.
+                            error!(error = %err, "stopping: the batch cannot be written");
+                            std::process::exit(1);
+                        }
                     }
                     let dispatcher = notifications.get_or_insert_with(|| match Dispatcher::spawn(&settings.notify, &settings.mysql_url) {
                         Ok(dispatcher) => dispatcher,
