@@ -1,4 +1,5 @@
-//! The per-worker front of the pipeline: parse → clean → stamp → key → local combine.
+//! The per-worker front of the pipeline: parse → clean → time checks → stamp → key → local
+//! combine.
 //!
 //! A source operator owns one `Ingest`, feeds it raw messages with their partition and
 //! offset, and periodically drains the result as `Ingested` items: pre-combined differential
@@ -7,8 +8,10 @@
 //! known nothing is allocated.
 //!
 //! Time contract: every drained item is stamped at or after the partition watermark that
-//! was current when its message was ingested, so a source holding a capability at
-//! `Ingest::watermark()` (taken before the drain) may emit everything it drains.
+//! was current when its message was ingested (for a record released from a held time jump,
+//! the watermark before the hold's first record, at which `Ingest::watermark()` waits while
+//! the hold is open), so a source holding a capability at `Ingest::watermark()` (taken
+//! before the drain) may emit everything it drains.
 
 use std::collections::BTreeMap;
 

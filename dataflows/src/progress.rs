@@ -353,6 +353,72 @@ mod tests {
     }
 
     #[test]
+    fn a_footprint_inserted_at_an_earlier_offset_keeps_offsets_and_last_times_increasing() {
+        let mut progress = read(&[(0, 100), (2, 150), (4, 170), (6, 300)]);
+        // At offset 2, reaching 200: replaces the footprint at 2 and dominates the one at 4.
+        progress.record_at(7, (2, clock(5, 5)), 200);
+        assert_eq!(progress.footprints.iter().map(|f| (f.offset, f.last_time)).collect::<Vec<_>>(), vec![(0, 100), (2, 200), (6, 300)]);
+        assert_eq!(progress.footprints[1].clock_before, clock(5, 5));
+        // Dominated by offset 0: nothing changes.
+        progress.record_at(8, (1, clock(6, 6)), 90);
+        assert_eq!(progress.footprints(), 3);
+        // Inserted between 0 and 2.
+        progress.record_at(9, (1, clock(6, 6)), 120);
+        assert_eq!(progress.footprints.iter().map(|f| (f.offset, f.last_time)).collect::<Vec<_>>(), vec![(0, 100), (1, 120), (2, 200), (6, 300)]);
+        assert_eq!(progress.next_offset(), Some(10));
+        // A record released late never moves the next offset back.
+        progress.record_at(3, (2, clock(5, 5)), 0);
+        assert_eq!(progress.next_offset(), Some(10));
+    }
+
+    #[test]
+    fn an_open_hold_pins_the_replay_point_and_what_pruning_keeps() {
+        let mut progress = read(&[(0, 100), (1, 150)]);
+        progress.note_read(2);
+        progress.set_pin(Some((2, clock(15, 1))));
+        progress.record_at(3, (2, clock(15, 1)), 160);
+        progress.note_read(4);
+        progress.decide(4, RejectReason::FutureTime);
+        // Nothing reaches 500, but the held record at 2 must be read again.
+        let point = progress.replay_point(500);
+        assert_eq!((point.offset, point.clock, point.read_until), (Some(2), clock(15, 1), Some(5)));
+        assert_eq!(point.decided, vec![Decided { offset: 4, reason: RejectReason::FutureTime }]);
+        assert_eq!(progress.replay_point(120).offset, Some(1));
+        progress.prune(500);
+        assert_eq!(progress.replay_point(500), point);
+        // Decided: pruning then forgets the decision with the footprints before it.
+        progress.set_pin(None);
+        let point = progress.replay_point(500);
+        assert_eq!((point.offset, point.decided), (Some(5), vec![]));
+        progress.prune(500);
+        assert!(progress.decided.is_empty());
+    }
+
+    #[test]
+    fn recorded_decisions_are_replayed_only_below_the_offset_read_before() {
+        let point = ReplayPoint {
+            offset: Some(10),
+            read_until: Some(20),
+            decided: vec![Decided { offset: 12, reason: RejectReason::FutureTime }],
+            ..Default::default()
+        };
+        let replay = PartitionProgress::resume(&point);
+        assert_eq!(replay.replayed_decision(11), Some(None));
+        assert_eq!(replay.replayed_decision(12), Some(Some(RejectReason::FutureTime)));
+        assert_eq!(replay.replayed_decision(20), None);
+        // The replay point of a replay still below the first run's reach keeps that reach.
+        assert_eq!(replay.replay_point(0).read_until, Some(20));
+    }
+
+    #[test]
+    fn checkpoints_written_before_decisions_existed_still_load() {
+        let text = r#"{"offset":7,"clock":{"max_event_sec":100,"watermark":90},"idle_marks":[]}"#;
+        let point: ReplayPoint = serde_json::from_str(text).unwrap();
+        assert_eq!((point.read_until, point.decided.len()), (None, 0));
+        assert_eq!(PartitionProgress::resume(&point).replayed_decision(7), None);
+    }
+
+    #[test]
     fn replay_points_survive_serialization() {
         let progress = read(&[(7, 100)]);
         let point = progress.replay_point(50);
