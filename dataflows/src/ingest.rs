@@ -828,6 +828,26 @@ mod tests {
         assert_eq!(replay.clock(0).unwrap().max_event_sec, Some(t0 + 7303));
     }
 
+    #[test]
+    fn a_jump_held_on_a_partition_gone_idle_is_rejected_before_the_idle_advance() {
+        let mut ingest = ingest();
+        let t0 = (T0_MS / 1000) as u64;
+        for (offset, line) in plain_lines(&[100, 101, 7300]).iter().enumerate() {
+            ingest.ingest(0, offset as i64, line);
+        }
+        assert_eq!(ingest.watermark(), Some(t0 + 91));
+        ingest.mark_end_of_log(0, t0 + 8000);
+        ingest.advance_idle(t0 + 8004);
+        assert!(ingest.partitions[&0].hold.is_some(), "not idle for the timeout yet");
+        ingest.advance_idle(t0 + 8005);
+        assert!(ingest.partitions[&0].hold.is_none());
+        assert_eq!(rejects_of(&drain(&mut ingest)), vec![(2, RejectReason::TimeOutlier, t0 + 91)]);
+        // The partition then follows the wall clock, and the decision is in its replay point.
+        assert_eq!(ingest.watermark(), Some(t0 + 7995));
+        let point = ingest.partitions[&0].progress.replay_point(t0);
+        assert_eq!(point.decided, vec![Decided { offset: 2, reason: RejectReason::TimeOutlier }]);
+    }
+
     fn ingest_at(ingest: &mut Ingest, offset: usize, line: &[u8]) {
         ingest.ingest(0, offset as i64, line);
     }
