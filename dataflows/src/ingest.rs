@@ -590,8 +590,11 @@ mod tests {
         assert_eq!(ingest.counters().rejected.get(&RejectReason::TooLate), Some(&1));
     }
 
+    /// Consolidated traffic updates, and rejects as (offset, epoch, reason).
+    type Outputs = (BTreeMap<(DomainWindow, Time), Traffic>, Vec<(i64, Time, RejectReason)>);
+
     /// Traffic updates and rejects at or after `from`, consolidated.
-    fn outputs_from(items: &[Ingested], from: Time) -> (BTreeMap<(DomainWindow, Time), Traffic>, Vec<(i64, Time, RejectReason)>) {
+    fn outputs_from(items: &[Ingested], from: Time) -> Outputs {
         let mut traffic: BTreeMap<(DomainWindow, Time), Traffic> = BTreeMap::new();
         let mut rejects = Vec::new();
         for item in items {
