@@ -268,6 +268,25 @@ mod tests {
     }
 
     #[test]
+    fn the_time_guards_are_configured_in_window() {
+        let env = vec![
+            ("EDGEFLOW__WINDOW__MAX_FUTURE_SECS".to_string(), "60".to_string()),
+            ("EDGEFLOW__WINDOW__MAX_TIME_JUMP_SECS".to_string(), "3600".to_string()),
+            ("EDGEFLOW__WINDOW__TIME_JUMP_CONFIRMATIONS".to_string(), "3".to_string()),
+            ("EDGEFLOW__WINDOW__TIME_JUMP_PATIENCE".to_string(), "32".to_string()),
+        ];
+        let window = Settings::load(None, env).expect("valid").window;
+        assert_eq!(
+            (window.max_future_secs, window.max_time_jump_secs, window.time_jump_confirmations, window.time_jump_patience),
+            (60, 3600, 3, 32)
+        );
+        let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("config").join("edgeflow.toml");
+        assert_eq!(Settings::load(Some(&shipped), Vec::new()).expect("valid").window, WindowPolicy::default(), "edgeflow.toml shows the defaults");
+        let bad = vec![("EDGEFLOW__WINDOW__MAX_TIME_JUMP_SECS".to_string(), "5".to_string())];
+        assert!(Settings::load(None, bad).unwrap_err().to_string().contains("max_time_jump_secs"));
+    }
+
+    #[test]
     fn shipped_configs_load() {
         for name in ["edgeflow.toml", "local.toml"] {
             let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config").join(name);

@@ -46,6 +46,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tracing::{info, warn};
 
+use crate::sink::datetime::datetime;
+
 /// `[notify]` settings.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -110,6 +112,8 @@ pub enum NotifyError {
     Config(Vec<String>),
     #[error("mysql: {0}")]
     Mysql(#[from] mysql_async::Error),
+    #[error("{0}")]
+    Datetime(#[from] crate::sink::datetime::DatetimeError),
 }
 
 /// Identifies one notification: the `alert_notifications` primary key.
@@ -170,8 +174,8 @@ impl DeliveryLog for MysqlDeliveryLog {
             let delivered: Option<bool> = conn
                 .exec_first(
                     "SELECT delivered_at IS NOT NULL FROM alert_notifications \
-                     WHERE domain = ? AND kind = ? AND opened_minute = FROM_UNIXTIME(?) AND event = ?",
-                    (key.domain.as_str(), key.kind, key.opened_minute, key.event.as_str()),
+                     WHERE domain = ? AND kind = ? AND opened_minute = ? AND event = ?",
+                    (key.domain.as_str(), key.kind, datetime(key.opened_minute)?, key.event.as_str()),
                 )
                 .await?;
             Ok(delivered.unwrap_or(false))
@@ -185,10 +189,10 @@ impl DeliveryLog for MysqlDeliveryLog {
             let mut conn = self.pool.get_conn().await?;
             conn.exec_drop(
                 "INSERT INTO alert_notifications (domain, kind, opened_minute, event, attempts, delivered_at, last_error) \
-                 VALUES (?, ?, FROM_UNIXTIME(?), ?, 1, IF(?, NOW(3), NULL), ?) \
+                 VALUES (?, ?, ?, ?, 1, IF(?, NOW(3), NULL), ?) \
                  ON DUPLICATE KEY UPDATE attempts = attempts + 1, delivered_at = VALUES(delivered_at), \
                  last_error = COALESCE(VALUES(last_error), last_error)",
-                (key.domain.as_str(), key.kind, key.opened_minute, key.event.as_str(), delivered, error),
+                (key.domain.as_str(), key.kind, datetime(key.opened_minute)?, key.event.as_str(), delivered, error),
             )
             .await?;
             Ok(())

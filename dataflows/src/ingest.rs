@@ -1,4 +1,4 @@
-//! The per-worker front of the pipeline: parse → clean → stamp → key.
+//! The per-worker front of the pipeline: parse → clean → time checks → stamp → key.
 //!
 //! A source operator owns one `Ingest`, feeds it raw messages with their partition and
 //! offset, and periodically drains the result as `Ingested` items: compact `Copy` records
@@ -8,8 +8,10 @@
 //! allocated.
 //!
 //! Time contract: every drained item is stamped at or after the partition watermark that
-//! was current when its message was ingested, so a source holding a capability at
-//! `Ingest::watermark()` (taken before the drain) may emit everything it drains.
+//! was current when its message was ingested (for a record released from a held time jump,
+//! the watermark before the hold's first record, at which `Ingest::watermark()` waits while
+//! the hold is open), so a source holding a capability at `Ingest::watermark()` (taken
+//! before the drain) may emit everything it drains.
 
 use std::collections::BTreeMap;
 
@@ -19,9 +21,10 @@ use rustc_hash::FxHashMap;
 
 use crate::dedup::ResendFilter;
 use crate::key::{ClientHit, DomainKey, Hit};
-use crate::parse::Decoder;
-use crate::progress::{PartitionProgress, ReplayPoint};
-use crate::record::{Reject, RejectReason};
+use crate::parse::{Decoded, Decoder};
+use crate::progress::{PartitionProgress, Pin, ReplayPoint};
+use crate::record::{CleanRecord, Reject, RejectReason};
+use crate::time_guard::{self, Fate, Held, Hold, Resolution};
 use crate::window::{PartitionClock, Time, Window, WindowKind, WindowPolicy};
 
 /// How much of a rejected message is kept for the rejects table.
@@ -109,11 +112,13 @@ pub struct IngestCounters {
     pub resends: u64,
 }
 
-/// Per-partition state: clock and replay progress, re-send memory, idleness.
+/// Per-partition state: clock and replay progress, re-send memory, held time jump, idleness.
 #[derive(Clone, Debug)]
 struct PartitionState {
     progress: PartitionProgress,
     resends: ResendFilter,
+    /// A time jump waiting for confirmation (see `time_guard`).
+    hold: Option<Hold>,
     /// A progress change not yet emitted.
     progress_dirty: bool,
     /// Wall-clock second since which the partition has been at the end of its log; `None`
@@ -133,6 +138,8 @@ pub struct Ingest {
     /// Records, names and rejects waiting to be drained.
     pending: Vec<Ingested>,
     counters: IngestCounters,
+    /// The wall clock for `future_time`, set by the source before each read.
+    now_sec: Option<u64>,
 }
 
 impl Ingest {
@@ -145,6 +152,7 @@ impl Ingest {
             domains: DomainNames::default(),
             pending: Vec::new(),
             counters: IngestCounters::default(),
+            now_sec: None,
         }
     }
 
@@ -165,7 +173,7 @@ impl Ingest {
     }
 
     fn new_partition(&self, progress: PartitionProgress) -> PartitionState {
-        PartitionState { progress, resends: ResendFilter::new(self.resend_horizon_secs), progress_dirty: true, idle_since: None }
+        PartitionState { progress, resends: ResendFilter::new(self.resend_horizon_secs), hold: None, progress_dirty: true, idle_since: None }
     }
 
     /// Forgets progress that cannot matter once every epoch before `committed` is in MySQL.
@@ -184,14 +192,28 @@ impl Ingest {
     }
 
     /// The least watermark over this worker's partitions: nothing it drains later is stamped
-    /// earlier. `None` if it reads no partition.
+    /// earlier. `None` if it reads no partition. A held time jump keeps its partition at the
+    /// watermark before its first record, where its records may still be written.
     pub fn watermark(&self) -> Option<Time> {
-        self.partitions.values().map(|state| state.progress.clock().watermark).min()
+        self.partitions
+            .values()
+            .map(|state| {
+                let watermark = state.progress.clock().watermark;
+                state.hold.as_ref().map_or(watermark, |hold| watermark.min(hold.pin.1.watermark))
+            })
+            .min()
     }
 
     /// Number of records, names and rejects waiting to be drained.
     pub fn pending(&self) -> usize {
         self.pending.len()
+    }
+
+    /// The wall clock (Unix seconds) for the messages ingested next: a line more than
+    /// `max_future_secs` ahead of it is rejected as `future_time`. Until it is set, lines are
+    /// checked only against decisions replayed from a checkpoint.
+    pub fn set_wall_clock(&mut self, now_sec: u64) {
+        self.now_sec = Some(now_sec);
     }
 
     /// Decodes one message and folds it into the pending output.
@@ -201,69 +223,41 @@ impl Ingest {
             let fresh = self.new_partition(PartitionProgress::default());
             self.partitions.insert(partition, fresh);
         }
-        let state = self.partitions.get_mut(&partition).expect("registered above");
+        let Ingest { decoder, policy, partitions, domains, pending, counters, now_sec, .. } = self;
+        let state = partitions.get_mut(&partition).expect("registered above");
         state.idle_since = None;
         state.progress_dirty = true;
         state.progress.apply_marks_before(offset);
+        state.progress.note_read(offset);
         let clock_before = state.progress.clock();
-        let policy = &self.policy;
-        // `Ok(last epoch the record reaches)`, or the reject and the epoch it is written in.
-        let result = match self.decoder.decode(payload) {
-            Ok(decoded) => {
-                let record = decoded.record;
-                match u64::try_from(record.event_ms.div_euclid(1000)) {
-                    Ok(event_sec) => {
-                        let watermark = clock_before.watermark;
-                        let resend = match &decoded.origin {
-                            Some(origin) => state.resends.is_resend(origin, &record, event_sec, watermark),
-                            None => false,
-                        };
-                        // A remembered identity keeps its record in the replay (see `dedup`).
-                        let remembered = decoded.origin.as_ref().map_or(0, |_| policy.align(state.resends.remembered_until(event_sec)));
-                        if resend {
-                            self.counters.resends += 1;
-                            state.progress.record(offset, clock_before, 0);
-                            return;
-                        }
-                        let time = state.progress.clock_mut().stamp(event_sec, policy);
-                        match last_retirement(policy, event_sec, time) {
-                            None => Err((
-                                Reject::new(RejectReason::TooLate, format!("event second {event_sec} is in a minute retired before {time}")),
-                                time,
-                                remembered,
-                            )),
-                            Some(last_retire) => match self.domains.key(&record.domain, &mut self.pending) {
-                                Some(domain) => {
-                                    let hit = Hit::new(domain, time, event_sec, &record);
-                                    self.pending.push(Ingested::Hit(hit));
-                                    self.pending.push(Ingested::ClientHit(ClientHit { client: hit.client, stamp: time, minute: hit.minute(), bytes: hit.bytes }));
-                                    Ok(last_retire.max(remembered))
-                                }
-                                None => Err((
-                                    Reject::new(RejectReason::BadDomain, "the domain's 64-bit key collides with another domain's"),
-                                    time,
-                                    remembered,
-                                )),
-                            },
-                        }
-                    }
-                    Err(_) => Err((Reject::new(RejectReason::BadTime, "event time before 1970"), clock_before.watermark, 0)),
+        // While a time jump is held, a replay must start at its first record (see `progress`).
+        let at = state.hold.as_ref().map_or((offset, clock_before), |hold| hold.pin);
+        let mut emit = Emit { policy, domains, pending, counters, partition };
+        let resolution = match decoder.decode(payload) {
+            Ok(decoded) => match u64::try_from(decoded.record.event_ms.div_euclid(1000)) {
+                Ok(event_sec) => emit.check_time(state, offset, payload, &decoded, event_sec, clock_before, at, *now_sec),
+                Err(_) => {
+                    emit.reject(state, offset, payload, Reject::new(RejectReason::BadTime, "event time before 1970"), clock_before.watermark, 0, at);
+                    None
                 }
+            },
+            Err(reject) => {
+                emit.reject(state, offset, payload, reject, clock_before.watermark, 0, at);
+                None
             }
-            Err(reject) => Err((reject, clock_before.watermark, 0)),
         };
-        match result {
-            Ok(last_time) => {
-                self.counters.accepted += 1;
-                state.progress.record(offset, clock_before, last_time);
-            }
-            Err((reject, time, remembered)) => {
-                *self.counters.rejected.entry(reject.reason).or_default() += 1;
-                state.progress.record(offset, clock_before, time.max(remembered));
-                let sample = payload[..payload.len().min(REJECT_SAMPLE_BYTES)].to_vec();
-                let row = RejectRow { partition, offset, reason: reject.reason, detail: reject.detail.into_owned(), sample };
-                self.pending.push(Ingested::Reject(Box::new((row, time))));
-            }
+        if let Some(resolution) = resolution {
+            emit.resolve(decoder, state, resolution);
+        }
+        state.progress.set_pin(state.hold.as_ref().map(|hold| hold.pin));
+    }
+
+    /// Ends the input: every open time jump is decided as if no more records came, so its
+    /// records are rejected as `time_outlier` (recorded for replays, see `time_guard`).
+    pub fn finish(&mut self) {
+        let Ingest { policy, partitions, domains, pending, counters, .. } = self;
+        for (&partition, state) in partitions.iter_mut() {
+            Emit { policy, domains, pending, counters, partition }.end_hold(state);
         }
     }
 
@@ -276,11 +270,14 @@ impl Ingest {
 
     /// Lets partitions idle for at least the idle timeout follow the wall clock, so a quiet
     /// or empty partition does not hold the frontier back. See `window` for the trade-off.
+    /// An open time jump there is decided first, as at the end of the input.
     pub fn advance_idle(&mut self, now_sec: u64) {
         let policy = self.policy;
-        for state in self.partitions.values_mut() {
+        let Ingest { partitions, domains, pending, counters, .. } = self;
+        for (&partition, state) in partitions.iter_mut() {
             if let Some(since) = state.idle_since {
                 if now_sec.saturating_sub(since) >= policy.idle_timeout_secs {
+                    Emit { policy: &policy, domains, pending, counters, partition }.end_hold(state);
                     let before = state.progress.clock().watermark;
                     state.progress.idle_advance(policy.align(now_sec.saturating_sub(policy.out_of_orderness_secs)));
                     state.progress_dirty |= state.progress.clock().watermark != before;
@@ -305,6 +302,172 @@ impl Ingest {
     }
 }
 
+/// Where a record goes once its time is settled, fresh or released from a hold: `Ingest`'s
+/// outputs, borrowed apart from the decoder and the partitions.
+struct Emit<'a> {
+    policy: &'a WindowPolicy,
+    domains: &'a mut DomainNames,
+    pending: &'a mut Vec<Ingested>,
+    counters: &'a mut IngestCounters,
+    partition: i32,
+}
+
+impl Emit<'_> {
+    /// The time checks before the clock: the wall clock (or its replayed decision), re-sends,
+    /// then time jumps. Commits the record if it passes; returns a hold's decision for the
+    /// caller to carry out once the decoded record is dropped.
+    #[allow(clippy::too_many_arguments)]
+    fn check_time(
+        &mut self,
+        state: &mut PartitionState,
+        offset: i64,
+        payload: &[u8],
+        decoded: &Decoded<'_>,
+        event_sec: u64,
+        clock_before: PartitionClock,
+        at: Pin,
+        now_sec: Option<u64>,
+    ) -> Option<Resolution> {
+        let policy = self.policy;
+        let replayed = state.progress.replayed_decision(offset);
+        let future = match replayed {
+            Some(decision) => decision == Some(RejectReason::FutureTime),
+            None => now_sec.is_some_and(|now| policy.is_future(event_sec, now)),
+        };
+        if future {
+            // The detail leaves the wall clock out: a replay writes the same row.
+            let detail = format!("event second {event_sec} is more than {} s ahead of the wall clock", policy.max_future_secs);
+            state.progress.decide(offset, RejectReason::FutureTime);
+            self.reject(state, offset, payload, Reject::new(RejectReason::FutureTime, detail), clock_before.watermark, 0, at);
+            return None;
+        }
+        let record = &decoded.record;
+        let resend = match &decoded.origin {
+            Some(origin) => state.resends.is_resend(origin, record, event_sec, clock_before.watermark),
+            None => false,
+        };
+        // A remembered identity keeps its record in the replay (see `dedup`).
+        let remembered = decoded.origin.as_ref().map_or(0, |_| policy.align(state.resends.remembered_until(event_sec)));
+        if resend {
+            self.counters.resends += 1;
+            state.progress.record_at(offset, at, 0);
+            return None;
+        }
+        if replayed == Some(Some(RejectReason::TimeOutlier)) {
+            // Still held when the first run's input ended; there it passed any hold then open.
+            self.reject(state, offset, payload, outlier_reject(event_sec, policy), clock_before.watermark, remembered, at);
+            return time_guard::pass_unconfirmed(&mut state.hold, policy);
+        }
+        let held = || Held { offset, payload: payload.to_vec(), event_sec, clock_before, remembered };
+        let (fate, resolution) = time_guard::observe(&mut state.hold, policy, &clock_before, event_sec, None, held);
+        if fate == Fate::Pass {
+            self.commit(state, offset, payload, record, event_sec, remembered, at);
+        }
+        resolution
+    }
+
+    /// Stamp → combine → progress: the path of every record whose time is settled.
+    #[allow(clippy::too_many_arguments)]
+    fn commit(
+        &mut self,
+        state: &mut PartitionState,
+        offset: i64,
+        payload: &[u8],
+        record: &CleanRecord<'_>,
+        event_sec: u64,
+        remembered: Time,
+        at: Pin,
+    ) {
+        let policy = self.policy;
+        let time = state.progress.clock_mut().stamp(event_sec, policy);
+        let Some(last_retire) = last_retirement(policy, event_sec, time) else {
+            let detail = format!("event second {event_sec} is in a minute retired before {time}");
+            self.reject(state, offset, payload, Reject::new(RejectReason::TooLate, detail), time, remembered, at);
+            return;
+        };
+        let Some(domain) = self.domains.key(&record.domain, self.pending) else {
+            let reject = Reject::new(RejectReason::BadDomain, "the domain's 64-bit key collides with another domain's");
+            self.reject(state, offset, payload, reject, time, remembered, at);
+            return;
+        };
+        let hit = Hit::new(domain, time, event_sec, record);
+        self.pending.push(Ingested::Hit(hit));
+        self.pending.push(Ingested::ClientHit(ClientHit { client: hit.client, stamp: time, minute: hit.minute(), bytes: hit.bytes }));
+        self.counters.accepted += 1;
+        state.progress.record_at(offset, at, last_retire.max(remembered));
+    }
+
+    /// Counts a reject and records it for the rejects table in epoch `time`.
+    #[allow(clippy::too_many_arguments)]
+    fn reject(&mut self, state: &mut PartitionState, offset: i64, payload: &[u8], reject: Reject, time: Time, remembered: Time, at: Pin) {
+        *self.counters.rejected.entry(reject.reason).or_default() += 1;
+        state.progress.record_at(offset, at, time.max(remembered));
+        let sample = payload[..payload.len().min(REJECT_SAMPLE_BYTES)].to_vec();
+        let row = RejectRow { partition: self.partition, offset, reason: reject.reason, detail: reject.detail.into_owned(), sample };
+        self.pending.push(Ingested::Reject(Box::new((row, time))));
+    }
+
+    /// Commits a record released from a hold, decoding it again (decoding is pure).
+    fn commit_held(&mut self, decoder: &mut Decoder, state: &mut PartitionState, held: &Held, at: Pin) {
+        match decoder.decode(&held.payload) {
+            Ok(decoded) => self.commit(state, held.offset, &held.payload, &decoded.record, held.event_sec, held.remembered, at),
+            // It decoded when it was held; a decoder that disagrees now still gets a reject.
+            Err(reject) => self.reject(state, held.offset, &held.payload, reject, held.clock_before.watermark, held.remembered, at),
+        }
+    }
+
+    /// Rejects a held record as `time_outlier`, in the epoch of its own arrival.
+    fn reject_held(&mut self, state: &mut PartitionState, held: &Held, at: Pin) {
+        let reject = outlier_reject(held.event_sec, self.policy);
+        self.reject(state, held.offset, &held.payload, reject, held.clock_before.watermark, held.remembered, at);
+    }
+
+    /// Carries out a hold's decision, then checks the records it let go again, in offset
+    /// order; one of them may open (and even decide) the next hold, which keeps the pin.
+    fn resolve(&mut self, decoder: &mut Decoder, state: &mut PartitionState, resolution: Resolution) {
+        let (pin, recheck) = match resolution {
+            Resolution::Confirmed { pin, candidate, recheck } => {
+                self.commit_held(decoder, state, &candidate, pin);
+                (pin, recheck)
+            }
+            Resolution::Refuted { pin, rejected, recheck } => {
+                for held in &rejected {
+                    self.reject_held(state, held, pin);
+                }
+                (pin, recheck)
+            }
+        };
+        for held in recheck {
+            let clock = state.progress.clock();
+            let event_sec = held.event_sec;
+            let mut kept = Some(held);
+            let (fate, next) =
+                time_guard::observe(&mut state.hold, self.policy, &clock, event_sec, Some(pin), || kept.take().expect("held once"));
+            if fate == Fate::Pass {
+                let held = kept.take().expect("not held");
+                self.commit_held(decoder, state, &held, pin);
+            }
+            if let Some(next) = next {
+                self.resolve(decoder, state, next);
+            }
+        }
+    }
+
+    /// Decides an open hold as if no more records came: every record it holds is rejected as
+    /// `time_outlier`. A replay cannot know where the input ended, so the rejects are recorded
+    /// as decisions (see `progress`).
+    fn end_hold(&mut self, state: &mut PartitionState) {
+        let Some(hold) = state.hold.take() else { return };
+        let pin = hold.pin;
+        for held in hold.into_held() {
+            state.progress.decide(held.offset, RejectReason::TimeOutlier);
+            self.reject_held(state, &held, pin);
+        }
+        state.progress.set_pin(None);
+        state.progress_dirty = true;
+    }
+}
+
 /// The retirement of the last window a record stamped `time` at `event_sec` reaches, or
 /// `None` if its minute has retired (the record is too late). Windows are minute-aligned, so
 /// a record in a live minute is live in every window containing it; the last of them to
@@ -318,10 +481,16 @@ fn last_retirement(policy: &WindowPolicy, event_sec: u64, time: Time) -> Option<
     [latest(WindowKind::Minute), latest(WindowKind::Sliding), latest(WindowKind::Sample5m)].into_iter().flatten().max()
 }
 
+fn outlier_reject(event_sec: u64, policy: &WindowPolicy) -> Reject {
+    let detail = format!("event second {event_sec} jumped more than {} s ahead of its partition, unconfirmed", policy.max_time_jump_secs);
+    Reject::new(RejectReason::TimeOutlier, detail)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::clean::CleanConfig;
+    use crate::progress::Decided;
     use crate::parse::time::format_time_local;
     use crate::parse::ParseConfig;
 
@@ -372,16 +541,19 @@ mod tests {
         assert_eq!(ingest.counters().rejected.get(&RejectReason::TooLate), Some(&1));
     }
 
+    /// Hits (rendered, sorted) and rejects as (offset, epoch, reason).
+    type Outputs = (Vec<String>, Vec<(i64, Time, RejectReason)>);
+
     /// Hits reaching a window that retires at or after `from` (the state a replay must
     /// rebuild) and rejects stamped at or after it, in a canonical order.
-    fn outputs_from(items: &[Ingested], from: Time) -> (Vec<String>, Vec<(i64, Time)>) {
+    fn outputs_from(items: &[Ingested], from: Time) -> Outputs {
         let policy = ingest().policy;
         let mut hits = Vec::new();
         let mut rejects = Vec::new();
         for item in items {
             match item {
                 Ingested::Hit(hit) if last_retirement(&policy, hit.event_sec, hit.stamp).is_some_and(|r| r >= from) => hits.push(format!("{hit:?}")),
-                Ingested::Reject(reject) if reject.1 >= from => rejects.push((reject.0.offset, reject.1)),
+                Ingested::Reject(reject) if reject.1 >= from => rejects.push((reject.0.offset, reject.1, reject.0.reason)),
                 _ => {}
             }
         }
@@ -392,58 +564,246 @@ mod tests {
 
     #[test]
     fn replaying_from_a_replay_point_reproduces_every_later_epoch() {
-        // Disordered, late and too-late lines, Filebeat re-sends, and an idle advance.
+        // Disordered, late and too-late lines, Filebeat re-sends, an idle advance, lines a year
+        // ahead (future_time), a hostile jump of 3 h that nothing confirms (time_outlier), a
+        // legit jump of 1 h that later lines confirm (a night without traffic), and a jump
+        // still held when the input ends.
+        const YEAR_MS: i64 = 365 * 86_400_000;
         let mut messages = Vec::new();
+        let mut hostile_at = 0;
+        let mut legit_at = 0;
         for i in 0..3000i64 {
             let jitter = (i * 7919) % 9000;
             let late = if i % 97 == 0 { 50_000 } else { 0 };
             let too_late = if i % 401 == 0 { 400_000 } else { 0 };
-            let ms = T0_MS + i * 200 - jitter - late - too_late;
+            let gap = if i >= 1500 { 3_600_000 } else { 0 };
+            let mut ms = T0_MS + i * 200 - jitter - late - too_late + gap;
+            if i % 613 == 5 || i == 2700 {
+                ms = T0_MS + YEAR_MS;
+            }
+            if i == 700 {
+                hostile_at = messages.len();
+                ms = T0_MS + 3 * 3_600_000;
+            }
+            if i == 1500 {
+                legit_at = messages.len();
+            }
+            if i == 2999 {
+                ms = T0_MS + 9 * 3_600_000;
+            }
             let line = cdn_line(ms, ["a.example", "b.example", "c.example"][i as usize % 3], (i % 50) as u8, 100 + i as u64);
-            messages.push(filebeat(&line, 1000 + i as u64 * 300));
+            // The hostile line comes without a Filebeat envelope: a remembered identity would
+            // keep it in every replay for hours of event time (see `dedup`), hiding the pin.
+            messages.push(if i == 700 { line.into_bytes() } else { filebeat(&line, 1000 + i as u64 * 300) });
             if i % 50 == 7 {
                 messages.push(messages[messages.len() - 3].clone());
             }
         }
+        let t0 = (T0_MS / 1000) as u64;
+        // The first run's wall clock: 5 h after T0, then two years after (lines a year ahead
+        // are then no longer future_time, only jumps).
+        let (early, late) = (t0 + 5 * 3600, t0 + 2 * 365 * 86_400);
+        let switch_at = 2600;
+        let first_clock = |offset: usize| if offset < switch_at { early } else { late };
         let idle_at = 2000;
-        let run = |ingest: &mut Ingest, from: usize, outputs: &mut Vec<Ingested>, snapshot_at: Option<usize>| {
-            let mut snapshot = None;
+        let run = |ingest: &mut Ingest, from: usize, wall: &dyn Fn(usize) -> u64, outputs: &mut Vec<Ingested>, snapshots_at: &[usize]| {
+            let mut snapshots = Vec::new();
             for (offset, message) in messages.iter().enumerate().skip(from) {
                 if offset == idle_at {
                     // What a wall-clock idle advance did in the first run, at this offset.
                     let _ = ingest.partitions.get_mut(&0).map(|s| s.progress.idle_advance(policy_align(ingest.policy, s.progress.clock().watermark + 20)));
                 }
+                ingest.set_wall_clock(wall(offset));
                 ingest.ingest(0, offset as i64, message);
                 if offset % 100 == 0 {
                     outputs.extend(drain(ingest));
                 }
-                if Some(offset) == snapshot_at {
+                if snapshots_at.contains(&offset) {
                     outputs.extend(drain(ingest));
-                    snapshot = ingest.partitions.get(&0).map(|s| s.progress.clone());
+                    snapshots.push(ingest.partitions[&0].progress.clone());
                 }
             }
+            ingest.finish();
             outputs.extend(drain(ingest));
-            snapshot
+            snapshots
         };
         let mut whole = ingest();
         whole.add_partition(0, PartitionClock::default());
         let mut all = Vec::new();
-        let snapshot = run(&mut whole, 0, &mut all, Some(2500)).unwrap();
+        // Inside the hostile hold, inside the legit hold, after both, and after the switch.
+        let snapshots_at = [hostile_at + 3, legit_at + 1, 2500, 2800];
+        let snapshots = run(&mut whole, 0, &first_clock, &mut all, &snapshots_at);
+        let counted = |reason| whole.counters().rejected.get(&reason).copied().unwrap_or(0);
+        // Five lines a year ahead before the switch, one of them re-sent (rejected before the
+        // re-send check, so twice).
+        assert_eq!(counted(RejectReason::FutureTime), 6);
+        // The hostile line, the line a year ahead after the switch, and the one held at the end.
+        assert_eq!(counted(RejectReason::TimeOutlier), 3);
+        assert!(whole.counters().accepted > 2900, "the hour after the gap is kept: {:?}", whole.counters());
+        assert!(whole.partitions[&0].hold.is_none());
 
-        for committed_secs in [300u64, 420, 480, 560] {
-            let committed = (T0_MS / 1000) as u64 + committed_secs;
-            let point = snapshot.replay_point(committed);
-            let mut resumed = ingest();
-            resumed.resume_partition(0, &point);
-            let mut replayed = Vec::new();
-            // The replay re-applies the idle advance from the recorded mark, not by itself.
-            let replay_messages_from = point.offset.unwrap() as usize;
-            for (offset, message) in messages.iter().enumerate().skip(replay_messages_from) {
-                resumed.ingest(0, offset as i64, message);
+        let mut points = Vec::new();
+        for snapshot in &snapshots {
+            for committed in (t0..t0 + 4 * 3600 + 900).step_by(20) {
+                let point = snapshot.replay_point(committed);
+                points.push((committed, point));
             }
-            replayed.extend(drain(&mut resumed));
-            assert_eq!(outputs_from(&replayed, committed), outputs_from(&all, committed), "committed at +{committed_secs} s");
         }
+        assert!(points.iter().any(|(_, p)| !p.decided.is_empty()), "some replay repeats recorded decisions");
+        let mut replays: Vec<(ReplayPoint, Vec<Ingested>)> = Vec::new();
+        for (committed, point) in points {
+            if !replays.iter().any(|(p, _)| *p == point) {
+                let mut resumed = ingest();
+                resumed.resume_partition(0, &point);
+                let read_until = point.read_until.unwrap_or(0) as usize;
+                // A restart runs later: offsets read before must repeat the recorded decisions,
+                // not consult this clock; offsets never read see the first run's clock.
+                let wall = |offset: usize| if offset < read_until { late } else { first_clock(offset) };
+                let mut replayed = Vec::new();
+                // The replay re-applies the idle advance from the recorded mark, not by itself.
+                let from = point.offset.unwrap() as usize;
+                for (offset, message) in messages.iter().enumerate().skip(from) {
+                    if offset == idle_at && offset >= read_until {
+                        // Not read before the snapshot: the idle advance happens as it did.
+                        let _ = resumed.partitions.get_mut(&0).map(|s| s.progress.idle_advance(policy_align(resumed.policy, s.progress.clock().watermark + 20)));
+                    }
+                    resumed.set_wall_clock(wall(offset));
+                    resumed.ingest(0, offset as i64, message);
+                }
+                resumed.finish();
+                replayed.extend(drain(&mut resumed));
+                replays.push((point.clone(), replayed));
+            }
+            let replayed = &replays.iter().find(|(p, _)| *p == point).expect("replayed above").1;
+            let (replayed, first) = (outputs_from(replayed, committed), outputs_from(&all, committed));
+            if replayed != first {
+                let only = |a: &[String], b: &[String]| a.iter().filter(|hit| !b.contains(hit)).take(5).cloned().collect::<Vec<_>>();
+                let rejects = |a: &[(i64, Time, RejectReason)], b: &[(i64, Time, RejectReason)]| a.iter().filter(|r| !b.contains(r)).copied().collect::<Vec<_>>();
+                panic!(
+                    "committed at {committed}, {point:?}\nreplay only: {:?} {:?}\nfirst run only: {:?} {:?}",
+                    only(&replayed.0, &first.0),
+                    rejects(&replayed.1, &first.1),
+                    only(&first.0, &replayed.0),
+                    rejects(&first.1, &replayed.1)
+                );
+            }
+        }
+    }
+
+    /// Plain lines (no Filebeat identity) at T0 + the given seconds.
+    fn plain_lines(secs: &[i64]) -> Vec<Vec<u8>> {
+        secs.iter().enumerate().map(|(i, s)| cdn_line(T0_MS + s * 1000, "a.example", i as u8, 100).into_bytes()).collect()
+    }
+
+    fn rejects_of(items: &[Ingested]) -> Vec<(i64, RejectReason, Time)> {
+        items.iter().filter_map(|item| if let Ingested::Reject(reject) = item { Some((reject.0.offset, reject.0.reason, reject.1)) } else { None }).collect()
+    }
+
+    #[test]
+    fn a_line_dated_2030_is_rejected_as_future_time_and_the_lines_after_it_are_kept() {
+        let mut ingest = ingest();
+        ingest.set_wall_clock((T0_MS / 1000) as u64 + 60);
+        let mut lines = plain_lines(&[0, 1, 2]);
+        lines.push(cdn_line(1_893_456_000_000, "a.example", 9, 100).into_bytes()); // 2030-01-01
+        lines.extend(plain_lines(&[3, 4, 5, 6]));
+        for (offset, line) in lines.iter().enumerate() {
+            ingest.ingest(0, offset as i64, line);
+        }
+        assert_eq!(ingest.counters().accepted, 7);
+        assert_eq!(rejects_of(&drain(&mut ingest)).iter().map(|r| (r.0, r.1)).collect::<Vec<_>>(), vec![(3, RejectReason::FutureTime)]);
+        assert_eq!(ingest.clock(0).unwrap().max_event_sec, Some((T0_MS / 1000) as u64 + 6));
+    }
+
+    #[test]
+    fn a_held_jump_keeps_the_watermark_until_it_is_decided() {
+        let mut ingest = ingest();
+        let t0 = (T0_MS / 1000) as u64;
+        for (offset, line) in plain_lines(&[100, 101, 7300, 102]).iter().enumerate() {
+            ingest.ingest(0, offset as i64, line);
+        }
+        // The jump at offset 2 is held: the clock and the capability stay at the old time.
+        assert_eq!(ingest.clock(0).unwrap().max_event_sec, Some(t0 + 102));
+        assert_eq!(ingest.watermark(), Some(t0 + 91));
+        let point = ingest.partitions[&0].progress.replay_point(t0 + 100_000);
+        assert_eq!((point.offset, point.clock.watermark), (Some(2), t0 + 91), "pinned at the held record");
+        // Two records near it confirm the jump: the clock follows.
+        for (offset, line) in plain_lines(&[7301, 7302]).iter().enumerate() {
+            ingest.ingest(0, offset as i64 + 4, line);
+        }
+        assert_eq!(ingest.counters().accepted, 6);
+        assert_eq!(ingest.clock(0).unwrap().max_event_sec, Some(t0 + 7302));
+        assert_eq!(ingest.watermark(), Some(t0 + 7292));
+        assert!(rejects_of(&drain(&mut ingest)).is_empty());
+    }
+
+    #[test]
+    fn a_jump_nothing_confirms_is_rejected_as_time_outlier_after_the_patience() {
+        let mut ingest = ingest();
+        let mut secs = vec![100, 101, 3 * 3600];
+        secs.extend(102..118);
+        for (offset, line) in plain_lines(&secs).iter().enumerate() {
+            ingest.ingest(0, offset as i64, line);
+        }
+        let rejects = rejects_of(&drain(&mut ingest));
+        assert_eq!(rejects.iter().map(|r| (r.0, r.1)).collect::<Vec<_>>(), vec![(2, RejectReason::TimeOutlier)]);
+        // Written in the epoch it arrived in, not where the jump pointed.
+        assert_eq!(rejects[0].2, (T0_MS / 1000) as u64 + 91);
+        assert_eq!(ingest.counters().accepted, 18);
+        assert!(ingest.partitions[&0].hold.is_none());
+    }
+
+    #[test]
+    fn a_jump_held_when_the_input_ends_is_rejected_and_a_replay_reading_further_repeats_it() {
+        let t0 = (T0_MS / 1000) as u64;
+        let mut secs: Vec<i64> = (100..120).collect();
+        secs.push(7300);
+        let first_lines = plain_lines(&secs);
+        let mut first = ingest();
+        for (offset, line) in first_lines.iter().enumerate() {
+            ingest_at(&mut first, offset, line);
+        }
+        first.finish();
+        let first_rejects = rejects_of(&drain(&mut first));
+        assert_eq!(first_rejects, vec![(20, RejectReason::TimeOutlier, t0 + 109)]);
+        let point = first.partitions[&0].progress.replay_point(t0);
+        assert_eq!(point.decided, vec![Decided { offset: 20, reason: RejectReason::TimeOutlier }]);
+
+        // After a restart the partition goes on with lines that would have confirmed the jump.
+        let mut replay = ingest();
+        replay.resume_partition(0, &point);
+        let mut more = first_lines.clone();
+        more.extend(plain_lines(&[7301, 7302, 7303]));
+        for (offset, line) in more.iter().enumerate().skip(point.offset.unwrap_or(0) as usize) {
+            ingest_at(&mut replay, offset, line);
+        }
+        replay.finish();
+        assert_eq!(rejects_of(&drain(&mut replay)), first_rejects, "the end-of-input decision is repeated");
+        // The later lines are a jump of their own, confirmed among themselves.
+        assert_eq!(replay.clock(0).unwrap().max_event_sec, Some(t0 + 7303));
+    }
+
+    #[test]
+    fn a_jump_held_on_a_partition_gone_idle_is_rejected_before_the_idle_advance() {
+        let mut ingest = ingest();
+        let t0 = (T0_MS / 1000) as u64;
+        for (offset, line) in plain_lines(&[100, 101, 7300]).iter().enumerate() {
+            ingest.ingest(0, offset as i64, line);
+        }
+        assert_eq!(ingest.watermark(), Some(t0 + 91));
+        ingest.mark_end_of_log(0, t0 + 8000);
+        ingest.advance_idle(t0 + 8004);
+        assert!(ingest.partitions[&0].hold.is_some(), "not idle for the timeout yet");
+        ingest.advance_idle(t0 + 8005);
+        assert!(ingest.partitions[&0].hold.is_none());
+        assert_eq!(rejects_of(&drain(&mut ingest)), vec![(2, RejectReason::TimeOutlier, t0 + 91)]);
+        // The partition then follows the wall clock, and the decision is in its replay point.
+        assert_eq!(ingest.watermark(), Some(t0 + 7995));
+        let point = ingest.partitions[&0].progress.replay_point(t0);
+        assert_eq!(point.decided, vec![Decided { offset: 2, reason: RejectReason::TimeOutlier }]);
+    }
+
+    fn ingest_at(ingest: &mut Ingest, offset: usize, line: &[u8]) {
+        ingest.ingest(0, offset as i64, line);
     }
 
     fn policy_align(policy: WindowPolicy, secs: u64) -> Time {

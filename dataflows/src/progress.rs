@@ -21,11 +21,22 @@
 //! Idle partitions follow the wall clock (see `window`), which a replay cannot reproduce by
 //! itself: every idle advance is recorded as an [`IdleMark`] at the offset it preceded and
 //! replayed there.
+//!
+//! The same holds for the rejects decided by something other than the partition's own
+//! sequence (see `time_guard`): `future_time` (the wall clock) and `time_outlier` for a jump
+//! still held when the input ended. They are recorded as [`Decided`] offsets; a replay of
+//! an offset below `read_until` (read before the checkpoint) repeats them, and decides
+//! nothing else by the wall clock. Offsets never read before are decided afresh.
+//!
+//! A held time jump pins the replay point: until it is decided, a restart must read the
+//! first held record again with the clock before it, so every record processed or decided
+//! meanwhile leaves its footprint at that pin (see [`PartitionProgress::record_at`]).
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
+use crate::record::RejectReason;
 use crate::window::{PartitionClock, Time};
 
 /// An idle advance of a partition's watermark, made before the message at `offset` was read.
@@ -34,6 +45,16 @@ pub struct IdleMark {
     pub offset: i64,
     pub watermark: Time,
 }
+
+/// A reject a replay cannot derive from the partition's sequence, made at `offset`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Decided {
+    pub offset: i64,
+    pub reason: RejectReason,
+}
+
+/// Where footprints go: an offset and the clock before it (a record's own, or a hold's pin).
+pub type Pin = (i64, PartitionClock);
 
 /// Where to restart a partition and with what state.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -44,6 +65,13 @@ pub struct ReplayPoint {
     pub clock: PartitionClock,
     /// Idle advances to replay, made at or after `offset`, oldest first.
     pub idle_marks: Vec<IdleMark>,
+    /// Offsets below this were read before: their wall-clock decisions are `decided`.
+    /// Absent in checkpoints written before it existed: everything is decided afresh.
+    #[serde(default)]
+    pub read_until: Option<i64>,
+    /// Decisions to repeat at or after `offset`, by offset.
+    #[serde(default)]
+    pub decided: Vec<Decided>,
 }
 
 /// One record that may still reach an uncommitted epoch.
@@ -69,14 +97,27 @@ pub struct PartitionProgress {
     idle_marks: VecDeque<IdleMark>,
     /// Idle advances from a replay point still to be applied, oldest first.
     replaying: VecDeque<IdleMark>,
+    /// Decisions at or after the first footprint (or the pin, or the next offset), with
+    /// those of the replay point still ahead.
+    decided: BTreeMap<i64, RejectReason>,
+    /// Offsets below this are decided by `decided`, not afresh (see the module docs).
+    read_until: Option<i64>,
+    /// The first held record of an open time jump and the clock before it.
+    pin: Option<Pin>,
 }
 
 impl PartitionProgress {
     /// Progress resuming at `point`: the clock there, with its idle marks applied as the
     /// replay reaches their offsets.
     pub fn resume(point: &ReplayPoint) -> PartitionProgress {
-        let mut progress =
-            PartitionProgress { next_offset: point.offset, clock: point.clock, replaying: point.idle_marks.iter().copied().collect(), ..Default::default() };
+        let mut progress = PartitionProgress {
+            next_offset: point.offset,
+            clock: point.clock,
+            replaying: point.idle_marks.iter().copied().collect(),
+            decided: point.decided.iter().map(|d| (d.offset, d.reason)).collect(),
+            read_until: point.read_until,
+            ..Default::default()
+        };
         progress.apply_marks_before(point.offset.unwrap_or(0));
         progress
     }
@@ -102,13 +143,76 @@ impl PartitionProgress {
         }
     }
 
+    /// Notes that the message at `offset` was read, whatever becomes of it (a held record
+    /// leaves its footprint only when decided).
+    pub fn note_read(&mut self, offset: i64) {
+        self.next_offset = Some(self.next_offset.map_or(offset + 1, |next| next.max(offset + 1)));
+    }
+
     /// Records that the message at `offset`, stamped with the clock `clock_before`, reaches
     /// epochs up to `last_time`. The caller has already moved `clock_mut()` past it.
     pub fn record(&mut self, offset: i64, clock_before: PartitionClock, last_time: Time) {
-        self.next_offset = Some(offset + 1);
-        if self.footprints.back().is_none_or(|last| last_time > last.last_time) {
-            self.footprints.push_back(Footprint { offset, last_time, clock_before });
+        self.record_at(offset, (offset, clock_before), last_time);
+    }
+
+    /// Records that the message at `offset` reaches epochs up to `last_time`, with its
+    /// footprint at `at`: its own offset and clock, or the pin of a time jump that was open
+    /// when it was processed (a replay must start there to process it the same way).
+    pub fn record_at(&mut self, offset: i64, at: Pin, last_time: Time) {
+        // Records released from a hold come after later offsets were read.
+        self.note_read(offset);
+        self.insert_footprint(Footprint { offset: at.0, last_time, clock_before: at.1 });
+    }
+
+    /// Adds `new` unless an earlier-or-equal offset reaches at least as far, and drops the
+    /// footprints it dominates, so offsets and last times stay strictly increasing.
+    fn insert_footprint(&mut self, new: Footprint) {
+        let footprints = &mut self.footprints;
+        // The common case: a record at a new offset, in order.
+        if footprints.back().is_none_or(|last| last.offset < new.offset) {
+            if footprints.back().is_none_or(|last| new.last_time > last.last_time) {
+                footprints.push_back(new);
+            }
+            return;
         }
+        let mut at = footprints.partition_point(|f| f.offset <= new.offset);
+        if at > 0 {
+            let before = footprints[at - 1];
+            if before.last_time >= new.last_time {
+                return;
+            }
+            if before.offset == new.offset {
+                at -= 1;
+            }
+        }
+        let mut end = at;
+        while end < footprints.len() && footprints[end].last_time <= new.last_time {
+            end += 1;
+        }
+        footprints.drain(at..end);
+        footprints.insert(at, new);
+    }
+
+    /// How the first run decided `offset` if it was read before the replay point was taken:
+    /// `Some(None)` means no recorded reject. `None`: not read before, decide afresh.
+    pub fn replayed_decision(&self, offset: i64) -> Option<Option<RejectReason>> {
+        self.read_until.filter(|&until| offset < until).map(|_| self.decided.get(&offset).copied())
+    }
+
+    /// Records a reject at `offset` that a replay must repeat rather than derive.
+    pub fn decide(&mut self, offset: i64, reason: RejectReason) {
+        self.decided.insert(offset, reason);
+    }
+
+    /// Pins the replay point at an open time jump's first held record, or unpins it.
+    pub fn set_pin(&mut self, pin: Option<Pin>) {
+        self.pin = pin;
+    }
+
+    /// The first offset a replay may need: the first footprint's, the pin's, or the next.
+    fn replay_from(&self) -> i64 {
+        let first = self.footprints.front().map(|f| f.offset).or(self.next_offset).unwrap_or(0);
+        self.pin.map_or(first, |(offset, _)| first.min(offset))
     }
 
     /// Records an idle advance of the watermark to `watermark` before the next message.
@@ -128,24 +232,36 @@ impl PartitionProgress {
         while self.footprints.front().is_some_and(|f| f.last_time < committed) {
             self.footprints.pop_front();
         }
-        let from = self.footprints.front().map(|f| f.offset).or(self.next_offset).unwrap_or(0);
+        let from = self.replay_from();
         // Marks before the replay offset are already in the clock the replay starts with.
         while self.idle_marks.front().is_some_and(|m| m.offset < from) {
             self.idle_marks.pop_front();
         }
+        // Decisions before it are never replayed.
+        self.decided = self.decided.split_off(&from);
     }
 
     /// Where a restart must begin so that every epoch at or after `committed` is rebuilt.
     pub fn replay_point(&self, committed: Time) -> ReplayPoint {
-        let (offset, clock) = match self.footprints.iter().find(|f| f.last_time >= committed) {
-            Some(first) => (Some(first.offset), first.clock_before),
-            None => (self.next_offset, self.clock),
+        let first = self.footprints.iter().find(|f| f.last_time >= committed).map(|f| (f.offset, f.clock_before));
+        // An open time jump must be read again from its first held record.
+        let (offset, clock) = match (first, self.pin) {
+            (Some(first), Some(pin)) if first.0 <= pin.0 => (Some(first.0), first.1),
+            (_, Some(pin)) => (Some(pin.0), pin.1),
+            (Some(first), None) => (Some(first.0), first.1),
+            (None, None) => (self.next_offset, self.clock),
         };
         let from = offset.unwrap_or(0);
         // Marks at `from` are in a footprint's clock already, but applying one twice is
         // harmless (a watermark only moves forward) and keeps the rule simple.
         let idle_marks = self.idle_marks.iter().chain(&self.replaying).filter(|m| m.offset >= from).copied().collect();
-        ReplayPoint { offset, clock, idle_marks }
+        let decided = self.decided.range(from..).map(|(&offset, &reason)| Decided { offset, reason }).collect();
+        // A replay still below the previous run's reach keeps that reach.
+        let read_until = match (self.next_offset, self.read_until) {
+            (Some(next), Some(until)) => Some(next.max(until)),
+            (next, until) => next.or(until),
+        };
+        ReplayPoint { offset, clock, idle_marks, read_until, decided }
     }
 
     /// Number of footprints held (for metrics and the bounded-state tests).
@@ -184,7 +300,10 @@ mod tests {
         // The clock is the one before the replayed record.
         assert_eq!(progress.replay_point(161).clock, clock(30, 3));
         // Nothing reaches 201: resume after the last record with the current clock.
-        assert_eq!(progress.replay_point(201), ReplayPoint { offset: Some(5), clock: clock(40, 4), idle_marks: vec![] });
+        assert_eq!(
+            progress.replay_point(201),
+            ReplayPoint { offset: Some(5), clock: clock(40, 4), read_until: Some(5), ..Default::default() }
+        );
     }
 
     #[test]
@@ -231,6 +350,72 @@ mod tests {
         assert_eq!(point.offset, None);
         let resumed = PartitionProgress::resume(&point);
         assert_eq!(resumed.clock().watermark, 1000);
+    }
+
+    #[test]
+    fn a_footprint_inserted_at_an_earlier_offset_keeps_offsets_and_last_times_increasing() {
+        let mut progress = read(&[(0, 100), (2, 150), (4, 170), (6, 300)]);
+        // At offset 2, reaching 200: replaces the footprint at 2 and dominates the one at 4.
+        progress.record_at(7, (2, clock(5, 5)), 200);
+        assert_eq!(progress.footprints.iter().map(|f| (f.offset, f.last_time)).collect::<Vec<_>>(), vec![(0, 100), (2, 200), (6, 300)]);
+        assert_eq!(progress.footprints[1].clock_before, clock(5, 5));
+        // Dominated by offset 0: nothing changes.
+        progress.record_at(8, (1, clock(6, 6)), 90);
+        assert_eq!(progress.footprints(), 3);
+        // Inserted between 0 and 2.
+        progress.record_at(9, (1, clock(6, 6)), 120);
+        assert_eq!(progress.footprints.iter().map(|f| (f.offset, f.last_time)).collect::<Vec<_>>(), vec![(0, 100), (1, 120), (2, 200), (6, 300)]);
+        assert_eq!(progress.next_offset(), Some(10));
+        // A record released late never moves the next offset back.
+        progress.record_at(3, (2, clock(5, 5)), 0);
+        assert_eq!(progress.next_offset(), Some(10));
+    }
+
+    #[test]
+    fn an_open_hold_pins_the_replay_point_and_what_pruning_keeps() {
+        let mut progress = read(&[(0, 100), (1, 150)]);
+        progress.note_read(2);
+        progress.set_pin(Some((2, clock(15, 1))));
+        progress.record_at(3, (2, clock(15, 1)), 160);
+        progress.note_read(4);
+        progress.decide(4, RejectReason::FutureTime);
+        // Nothing reaches 500, but the held record at 2 must be read again.
+        let point = progress.replay_point(500);
+        assert_eq!((point.offset, point.clock, point.read_until), (Some(2), clock(15, 1), Some(5)));
+        assert_eq!(point.decided, vec![Decided { offset: 4, reason: RejectReason::FutureTime }]);
+        assert_eq!(progress.replay_point(120).offset, Some(1));
+        progress.prune(500);
+        assert_eq!(progress.replay_point(500), point);
+        // Decided: pruning then forgets the decision with the footprints before it.
+        progress.set_pin(None);
+        let point = progress.replay_point(500);
+        assert_eq!((point.offset, point.decided), (Some(5), vec![]));
+        progress.prune(500);
+        assert!(progress.decided.is_empty());
+    }
+
+    #[test]
+    fn recorded_decisions_are_replayed_only_below_the_offset_read_before() {
+        let point = ReplayPoint {
+            offset: Some(10),
+            read_until: Some(20),
+            decided: vec![Decided { offset: 12, reason: RejectReason::FutureTime }],
+            ..Default::default()
+        };
+        let replay = PartitionProgress::resume(&point);
+        assert_eq!(replay.replayed_decision(11), Some(None));
+        assert_eq!(replay.replayed_decision(12), Some(Some(RejectReason::FutureTime)));
+        assert_eq!(replay.replayed_decision(20), None);
+        // The replay point of a replay still below the first run's reach keeps that reach.
+        assert_eq!(replay.replay_point(0).read_until, Some(20));
+    }
+
+    #[test]
+    fn checkpoints_written_before_decisions_existed_still_load() {
+        let text = r#"{"offset":7,"clock":{"max_event_sec":100,"watermark":90},"idle_marks":[]}"#;
+        let point: ReplayPoint = serde_json::from_str(text).unwrap();
+        assert_eq!((point.read_until, point.decided.len()), (None, 0));
+        assert_eq!(PartitionProgress::resume(&point).replayed_decision(7), None);
     }
 
     #[test]

@@ -112,10 +112,15 @@ pub enum RejectReason {
     BadTiming,
     /// The record's window had already retired when it arrived.
     TooLate,
+    /// The event time is more than `window.max_future_secs` ahead of the wall clock.
+    FutureTime,
+    /// The event time jumped more than `window.max_time_jump_secs` ahead of its partition and
+    /// later records did not confirm the jump.
+    TimeOutlier,
 }
 
 impl RejectReason {
-    pub const ALL: [RejectReason; 13] = [
+    pub const ALL: [RejectReason; 15] = [
         RejectReason::Empty,
         RejectReason::TooLong,
         RejectReason::BadUtf8,
@@ -129,6 +134,8 @@ impl RejectReason {
         RejectReason::BadBytes,
         RejectReason::BadTiming,
         RejectReason::TooLate,
+        RejectReason::FutureTime,
+        RejectReason::TimeOutlier,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -146,6 +153,8 @@ impl RejectReason {
             RejectReason::BadBytes => "bad_bytes",
             RejectReason::BadTiming => "bad_timing",
             RejectReason::TooLate => "too_late",
+            RejectReason::FutureTime => "future_time",
+            RejectReason::TimeOutlier => "time_outlier",
         }
     }
 }

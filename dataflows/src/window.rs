@@ -20,6 +20,10 @@
 //!   be too late; that is the price of live results when one partition goes quiet, and it is
 //!   counted and recorded, never silent. (In a live deployment event time tracks the wall
 //!   clock, so only records delayed by more than the allowed lateness are affected.)
+//! - Guards before the clock (see `time_guard`): a record more than `max_future_secs` ahead
+//!   of the wall clock is rejected (`future_time`), and one more than `max_time_jump_secs`
+//!   ahead of its partition's newest event time is held until later records confirm the
+//!   jump or refute it (`time_outlier`), so one bad line cannot drag the watermark forward.
 
 use serde::{Deserialize, Serialize};
 
@@ -57,6 +61,15 @@ pub struct WindowPolicy {
     pub sliding_window_secs: u64,
     /// A sliding window starts every `slide_secs`; must divide `sliding_window_secs`.
     pub slide_secs: u64,
+    /// A record more than this far ahead of the wall clock is rejected as `future_time`.
+    pub max_future_secs: u64,
+    /// A record more than this far ahead of its partition's newest event time is a jump: it
+    /// does not move the clock until confirmed.
+    pub max_time_jump_secs: u64,
+    /// Further records landing within `max_time_jump_secs` of a held jump that confirm it.
+    pub time_jump_confirmations: u32,
+    /// Records passing without confirmation after which a held jump is rejected.
+    pub time_jump_patience: u32,
 }
 
 impl Default for WindowPolicy {
@@ -68,6 +81,10 @@ impl Default for WindowPolicy {
             idle_timeout_secs: 10,
             sliding_window_secs: 300,
             slide_secs: 60,
+            max_future_secs: 300,
+            max_time_jump_secs: 1800,
+            time_jump_confirmations: 2,
+            time_jump_patience: 16,
         }
     }
 }
@@ -105,6 +122,16 @@ impl WindowPolicy {
         }
         if self.idle_timeout_secs == 0 {
             problems.push("window.idle_timeout_secs must be at least 1".to_string());
+        }
+        // A jump threshold inside the out-of-orderness would hold ordinary disorder.
+        if self.max_time_jump_secs <= self.out_of_orderness_secs {
+            problems.push(format!(
+                "window.max_time_jump_secs ({}) must exceed window.out_of_orderness_secs ({})",
+                self.max_time_jump_secs, self.out_of_orderness_secs
+            ));
+        }
+        if self.time_jump_confirmations == 0 || self.time_jump_patience == 0 {
+            problems.push("window.time_jump_confirmations and window.time_jump_patience must be at least 1".to_string());
         }
         if problems.is_empty() { Ok(()) } else { Err(problems) }
     }
@@ -154,6 +181,22 @@ impl WindowPolicy {
     /// True if the window still accepts contributions stamped at `time`.
     pub fn is_live(&self, window: &Window, time: Time) -> bool {
         time < self.retire_time(window)
+    }
+
+    /// True if `event_sec` is more than `max_future_secs` ahead of the wall clock `now_sec`.
+    pub fn is_future(&self, event_sec: u64, now_sec: u64) -> bool {
+        event_sec > now_sec.saturating_add(self.max_future_secs)
+    }
+
+    /// True if `event_sec` is more than `max_time_jump_secs` ahead of the newest event time of
+    /// the partition; never for its first record, which has nothing to jump from.
+    pub fn is_time_jump(&self, clock: &PartitionClock, event_sec: u64) -> bool {
+        clock.max_event_sec.is_some_and(|max| event_sec > max.saturating_add(self.max_time_jump_secs))
+    }
+
+    /// True if `event_sec` lands within `max_time_jump_secs` of a held jump to `candidate_sec`.
+    pub fn confirms_jump(&self, candidate_sec: u64, event_sec: u64) -> bool {
+        event_sec.abs_diff(candidate_sec) <= self.max_time_jump_secs
     }
 }
 
@@ -287,6 +330,28 @@ mod tests {
         assert_eq!(p.first_open_minute(1049), 960);
         assert_eq!(p.first_open_minute(1050), 1020);
         assert_eq!(p.first_open_minute(10), 0);
+    }
+
+    #[test]
+    fn future_and_jump_thresholds_are_exclusive() {
+        let p = WindowPolicy { max_future_secs: 300, max_time_jump_secs: 1800, ..policy() };
+        assert!(!p.is_future(1300, 1000));
+        assert!(p.is_future(1301, 1000));
+        let mut clock = PartitionClock::default();
+        assert!(!p.is_time_jump(&clock, u64::MAX), "a first record has nothing to jump from");
+        clock.stamp(1000, &p);
+        assert!(!p.is_time_jump(&clock, 2800));
+        assert!(p.is_time_jump(&clock, 2801));
+        assert!(p.confirms_jump(5000, 3200) && p.confirms_jump(5000, 6800));
+        assert!(!p.confirms_jump(5000, 6801));
+    }
+
+    #[test]
+    fn jump_settings_are_validated() {
+        assert!(policy().validate().is_ok());
+        assert!(WindowPolicy { max_time_jump_secs: 10, ..policy() }.validate().is_err());
+        assert!(WindowPolicy { time_jump_confirmations: 0, ..policy() }.validate().is_err());
+        assert!(WindowPolicy { time_jump_patience: 0, ..policy() }.validate().is_err());
     }
 
     #[test]

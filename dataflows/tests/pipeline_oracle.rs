@@ -269,6 +269,7 @@ fn policy() -> WindowPolicy {
         idle_timeout_secs: 3600,
         sliding_window_secs: 300,
         slide_secs: 60,
+        ..WindowPolicy::default()
     }
 }
 

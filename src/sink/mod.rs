@@ -9,6 +9,7 @@
 //! With `SinkTarget::Null` batches are acknowledged without writing (for benchmarks).
 
 pub mod checkpoint;
+pub mod datetime;
 pub mod mysql;
 pub mod schema;
 
@@ -129,10 +130,16 @@ pub fn write_batches<'s>(batches: StreamVec<'s, Time, OutputBatch>, settings: Si
                             None => finish(&mut committed, &mut notifications),
                         }
                     }
-                    Ok(Err(fenced)) => {
+                    Ok(Err(fenced @ CommitError::Fenced { .. })) => {
                         // A newer instance owns the job: stop before doing anything else.
                         error!(error = %fenced, "stopping: fenced out by a newer instance");
                         std::process::exit(FENCED_EXIT_CODE);
+                    }
+                    Ok(Err(err)) => {
+                        // Retrying cannot help and skipping would lose the batch: stop
+                        // without its checkpoint, loudly.
+                        error!(error = %err, "stopping: the batch cannot be written");
+                        std::process::exit(1);
                     }
                     Err(mpsc::TryRecvError::Empty) => {
                         activator.activate_after(COMMIT_POLL);

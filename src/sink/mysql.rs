@@ -20,6 +20,7 @@ use mysql_async::{Pool, Transaction, TxOpts, Value};
 use tracing::{debug, warn};
 
 use crate::config::SinkConfig;
+use crate::sink::datetime::{datetime_param, DatetimeError};
 use crate::sink::schema::{connection_opts, SchemaError};
 use crate::telemetry::METRICS;
 
@@ -41,13 +42,38 @@ pub enum CommitError {
     Mysql(#[from] mysql_async::Error),
     #[error("fenced: this instance is generation {mine} but job_state holds generation {current}; a newer instance owns {source_name}")]
     Fenced { mine: u64, current: u64, source_name: String },
+    /// A time MySQL cannot store; retrying cannot help (future_time keeps such times out).
+    #[error("{0}")]
+    Datetime(#[from] DatetimeError),
 }
 
-/// A column of a statement: its name and the SQL expression its parameter goes through.
-struct Column(&'static str, &'static str);
+/// A column of a statement: its name and how its parameter is sent.
+struct Column(&'static str, Param);
 
-const PARAM: &str = "?";
-const DATETIME: &str = "FROM_UNIXTIME(?)";
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Param {
+    /// As given.
+    Plain,
+    /// Given as Unix seconds, sent as a `DATETIME` (see `sink::datetime`).
+    Datetime,
+}
+
+const PARAM: Param = Param::Plain;
+const DATETIME: Param = Param::Datetime;
+
+/// The parameters of `rows` for `columns`, times converted to `DATETIME` values.
+fn params(columns: &[&Column], rows: &[Vec<Value>]) -> Result<Vec<Value>, DatetimeError> {
+    let mut params = Vec::with_capacity(rows.len() * columns.len());
+    for row in rows {
+        for (column, value) in columns.iter().zip(row) {
+            params.push(match column.1 {
+                Param::Plain => value.clone(),
+                Param::Datetime => datetime_param(value.clone())?,
+            });
+        }
+    }
+    Ok(params)
+}
 
 impl MysqlWriter {
     pub fn new(url: &str, source: String, config: SinkConfig, policy: WindowPolicy, generation: u64) -> Result<Self, SchemaError> {
@@ -64,7 +90,7 @@ impl MysqlWriter {
         loop {
             match self.runtime.block_on(self.try_commit(batch)) {
                 Ok(()) => break,
-                Err(fenced @ CommitError::Fenced { .. }) => return Err(fenced),
+                Err(fatal @ (CommitError::Fenced { .. } | CommitError::Datetime(_))) => return Err(fatal),
                 Err(CommitError::Mysql(err)) => {
                     warn!(error = %err, attempt, retry_in_ms = delay.as_millis() as u64, rows = batch.rows(), "mysql commit failed; retrying");
                     METRICS.commit_retries.inc();
@@ -105,7 +131,7 @@ impl MysqlWriter {
         Ok(())
     }
 
-    async fn write_alerts(&self, tx: &mut Transaction<'_>, batch: &OutputBatch) -> Result<(), mysql_async::Error> {
+    async fn write_alerts(&self, tx: &mut Transaction<'_>, batch: &OutputBatch) -> Result<(), CommitError> {
         // A merged batch may hold an alert's opening and its resolution: the last one wins.
         let mut rows = BTreeMap::new();
         for event in &batch.alerts {
@@ -144,7 +170,7 @@ impl MysqlWriter {
 
     /// The job's progress: the committed frontier, the alerts' progress and every
     /// partition's replay point, in the transaction of the epochs they describe.
-    async fn write_progress(&self, tx: &mut Transaction<'_>, batch: &OutputBatch) -> Result<(), mysql_async::Error> {
+    async fn write_progress(&self, tx: &mut Transaction<'_>, batch: &OutputBatch) -> Result<(), CommitError> {
         let Some(checkpoint) = &batch.checkpoint else { return Ok(()) };
         tx.exec_drop(
             "UPDATE job_state SET committed_upto = ?, alerts_next_minute = COALESCE(?, alerts_next_minute) WHERE source = ?",
@@ -171,9 +197,10 @@ impl MysqlWriter {
     }
 
     /// Multi-row `INSERT … ON DUPLICATE KEY UPDATE` of `rows`, chunked.
-    async fn upsert(&self, tx: &mut Transaction<'_>, table: &str, keys: &[Column], values: &[Column], rows: Vec<Vec<Value>>) -> Result<(), mysql_async::Error> {
-        let columns: Vec<&str> = keys.iter().chain(values).map(|c| c.0).collect();
-        let tuple = format!("({})", keys.iter().chain(values).map(|c| c.1).collect::<Vec<_>>().join(", "));
+    async fn upsert(&self, tx: &mut Transaction<'_>, table: &str, keys: &[Column], values: &[Column], rows: Vec<Vec<Value>>) -> Result<(), CommitError> {
+        let all: Vec<&Column> = keys.iter().chain(values).collect();
+        let columns: Vec<&str> = all.iter().map(|c| c.0).collect();
+        let tuple = format!("({})", vec!["?"; all.len()].join(", "));
         let updates: Vec<String> = values.iter().map(|c| format!("{0} = VALUES({0})", c.0)).collect();
         for chunk in rows.chunks(self.config.rows_per_statement) {
             let sql = format!(
@@ -182,18 +209,19 @@ impl MysqlWriter {
                 vec![tuple.as_str(); chunk.len()].join(", "),
                 updates.join(", ")
             );
-            tx.exec_drop(sql, chunk.iter().flatten().cloned().collect::<Vec<_>>()).await?;
+            tx.exec_drop(sql, params(&all, chunk)?).await?;
         }
         Ok(())
     }
 
     /// `DELETE … WHERE (keys) IN (…)`, chunked.
-    async fn delete(&self, tx: &mut Transaction<'_>, table: &str, keys: &[Column], rows: Vec<Vec<Value>>) -> Result<(), mysql_async::Error> {
-        let names: Vec<&str> = keys.iter().map(|c| c.0).collect();
-        let tuple = format!("({})", keys.iter().map(|c| c.1).collect::<Vec<_>>().join(", "));
+    async fn delete(&self, tx: &mut Transaction<'_>, table: &str, keys: &[Column], rows: Vec<Vec<Value>>) -> Result<(), CommitError> {
+        let all: Vec<&Column> = keys.iter().collect();
+        let names: Vec<&str> = all.iter().map(|c| c.0).collect();
+        let tuple = format!("({})", vec!["?"; all.len()].join(", "));
         for chunk in rows.chunks(self.config.rows_per_statement) {
             let sql = format!("DELETE FROM {table} WHERE ({}) IN ({})", names.join(", "), vec![tuple.as_str(); chunk.len()].join(", "));
-            tx.exec_drop(sql, chunk.iter().flatten().cloned().collect::<Vec<_>>()).await?;
+            tx.exec_drop(sql, params(&all, chunk)?).await?;
         }
         Ok(())
     }
@@ -242,7 +270,7 @@ impl MysqlWriter {
         tables
     }
 
-    async fn write_traffic(&self, tx: &mut Transaction<'_>, changes: &Changes<DomainWindow, Traffic>) -> Result<(), mysql_async::Error> {
+    async fn write_traffic(&self, tx: &mut Transaction<'_>, changes: &Changes<DomainWindow, Traffic>) -> Result<(), CommitError> {
         let policy = self.policy;
         for (table, upserts, deletes) in self.by_table(changes, |key, traffic| {
             let t = traffic?;
@@ -285,7 +313,7 @@ impl MysqlWriter {
         Ok(())
     }
 
-    async fn write_statuses(&self, tx: &mut Transaction<'_>, changes: &Changes<(DomainWindow, u16), i64>) -> Result<(), mysql_async::Error> {
+    async fn write_statuses(&self, tx: &mut Transaction<'_>, changes: &Changes<(DomainWindow, u16), i64>) -> Result<(), CommitError> {
         let keys = [Column("domain", PARAM), Column("minute_start", DATETIME), Column("status", PARAM)];
         let key_values = |(key, status): &(DomainWindow, u16)| vec![Value::from(key.domain.as_str()), key.window.start.into(), (*status).into()];
         let upserts = changes.upserts().map(|(k, n)| { let mut row = key_values(k); row.push(non_negative(*n).into()); row }).collect();
@@ -293,7 +321,7 @@ impl MysqlWriter {
         self.delete(tx, "domain_status_minute", &keys, changes.deletes().map(key_values).collect()).await
     }
 
-    async fn write_clients(&self, tx: &mut Transaction<'_>, changes: &Changes<DomainWindow, ClientSummary>) -> Result<(), mysql_async::Error> {
+    async fn write_clients(&self, tx: &mut Transaction<'_>, changes: &Changes<DomainWindow, ClientSummary>) -> Result<(), CommitError> {
         // distinct_clients on the window row; a vanished summary means no clients left.
         for (table, upserts, deletes) in self.by_table(changes, |_, summary| Some(vec![summary.map_or(0, |s| s.distinct).into()])) {
             let mut rows = upserts;
@@ -321,7 +349,7 @@ impl MysqlWriter {
         self.upsert(tx, "top_clients", &keys, &columns, rows).await
     }
 
-    async fn write_latency(&self, tx: &mut Transaction<'_>, changes: &Changes<DomainWindow, LatencySummary>) -> Result<(), mysql_async::Error> {
+    async fn write_latency(&self, tx: &mut Transaction<'_>, changes: &Changes<DomainWindow, LatencySummary>) -> Result<(), CommitError> {
         let ms = |us: u64| Value::from(us as f64 / 1000.0);
         for (table, upserts, deletes) in self.by_table(changes, |_, summary| {
             let summary = summary.cloned().unwrap_or_default();
@@ -343,7 +371,7 @@ impl MysqlWriter {
         Ok(())
     }
 
-    async fn write_peaks(&self, tx: &mut Transaction<'_>, changes: &Changes<DomainWindow, u64>) -> Result<(), mysql_async::Error> {
+    async fn write_peaks(&self, tx: &mut Transaction<'_>, changes: &Changes<DomainWindow, u64>) -> Result<(), CommitError> {
         for (table, upserts, deletes) in self.by_table(changes, |_, peak| Some(vec![(peak.copied().unwrap_or(0) as f64 * 8.0).into()])) {
             let mut rows = upserts;
             rows.extend(deletes.into_iter().map(|mut key| { key.push(0.0f64.into()); key }));
@@ -352,7 +380,7 @@ impl MysqlWriter {
         Ok(())
     }
 
-    async fn write_abusers(&self, tx: &mut Transaction<'_>, changes: &Changes<Window, Vec<RankedClient>>) -> Result<(), mysql_async::Error> {
+    async fn write_abusers(&self, tx: &mut Transaction<'_>, changes: &Changes<Window, Vec<RankedClient>>) -> Result<(), CommitError> {
         let keys = [Column("minute_start", DATETIME)];
         self.delete(tx, "abuse_minute", &keys, changes.0.keys().map(|w| vec![Value::from(w.start)]).collect()).await?;
         let mut rows = Vec::new();
@@ -367,7 +395,7 @@ impl MysqlWriter {
         self.upsert(tx, "abuse_minute", &keys, &columns, rows).await
     }
 
-    async fn write_rejects(&self, tx: &mut Transaction<'_>, batch: &OutputBatch) -> Result<(), mysql_async::Error> {
+    async fn write_rejects(&self, tx: &mut Transaction<'_>, batch: &OutputBatch) -> Result<(), CommitError> {
         let keys = [Column("source", PARAM), Column("partition_id", PARAM), Column("msg_offset", PARAM)];
         let columns = [Column("reason", PARAM), Column("detail", PARAM), Column("sample", PARAM), Column("epoch", DATETIME)];
         let rows = batch

@@ -87,8 +87,15 @@ pub fn ingest_source<'scope, R: Reader>(
                 activator.activate_after(IDLE_POLL);
                 return;
             }
+            // The wall clock enters as data: future_time is judged against it (see `time_guard`).
+            let now = unix_now_secs();
+            ingest.set_wall_clock(now);
             let status = if stopping { ReadStatus::Finished } else { reader.read(&mut ingest, READ_BUDGET) };
-            ingest.advance_idle(unix_now_secs());
+            if status == ReadStatus::Finished {
+                // No record will confirm a held time jump any more: decide it before the drain.
+                ingest.finish();
+            }
+            ingest.advance_idle(now);
             report_counters(ingest.counters(), &mut reported);
             ingest.drain_into(&mut out);
             if !out.is_empty() {
