@@ -106,7 +106,7 @@ pub struct SinkConfig {
 
 impl Default for SinkConfig {
     fn default() -> Self {
-        SinkConfig { rows_per_statement: 500, min_commit_interval_ms: 200, retry_initial_ms: 100, retry_max_ms: 10_000, max_uncommitted_secs: 60 }
+        SinkConfig { rows_per_statement: 500, min_commit_interval_ms: 200, retry_initial_ms: 100, retry_max_ms: 10_000, max_uncommitted_secs: 3600 }
     }
 }
 

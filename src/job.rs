@@ -19,7 +19,7 @@ use crate::config::Settings;
 use crate::sink::{self, SinkSettings, SinkTarget};
 use crate::source::file::{BlockReader, FileReader, FILE_PARTITION};
 use crate::source::kafka::{check_retention, partition_count, partitions_for, KafkaReader, KafkaSourceError};
-use crate::source::{ingest_source, ReadStatus, Reader, STOP};
+use crate::source::{ingest_source, Pacing, ReadStatus, Reader, STOP};
 use crate::telemetry::METRICS;
 
 /// Where the job reads.
@@ -241,12 +241,12 @@ pub fn run(settings: Settings, options: RunOptions) -> anyhow::Result<RunSummary
         let committed_upto = resume.committed_upto;
         let max_uncommitted = settings.sink.max_uncommitted_secs;
         worker.dataflow::<Time, _, _>(move |scope| {
-            let committed = ProbeHandle::new();
-            let ingested = ingest_source(scope, "Source", reader, ingest, committed.clone(), max_uncommitted);
+            let pacing = Pacing { committed: ProbeHandle::new(), aggregated: ProbeHandle::new(), max_uncommitted_secs: max_uncommitted };
+            let ingested = ingest_source(scope, "Source", reader, ingest, pacing.clone());
             let outputs = pipeline::build(ingested, sink_settings.policy);
-            let batches = output::close_epochs(outputs, sink_settings.policy, committed_upto);
+            let batches = output::close_epochs(outputs, sink_settings.policy, committed_upto).probe_with(&pacing.aggregated);
             let batches = output::detect_alerts(batches, alerts, sink_settings.policy);
-            sink::write_batches(batches, sink_settings).probe_with(&committed);
+            sink::write_batches(batches, sink_settings).probe_with(&pacing.committed);
         });
         while worker.step_or_park(Some(Duration::from_millis(100))) {}
         failure.map_or(Ok(()), Err)

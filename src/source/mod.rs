@@ -20,8 +20,26 @@ use crate::telemetry::METRICS;
 /// what was read with its checkpoint, and `run` returns.
 pub static STOP: AtomicBool = AtomicBool::new(false);
 
-/// Messages one activation may read before yielding to the other operators.
-pub const READ_BUDGET: usize = 20_000;
+/// Messages one activation may read before yielding to the other operators (and before the
+/// pacing below is looked at again).
+pub const READ_BUDGET: usize = 8_192;
+
+/// How the sources are paced against the rest of the dataflow.
+#[derive(Clone)]
+pub struct Pacing {
+    /// The sink's committed frontier: every epoch before it is in MySQL.
+    pub committed: ProbeHandle<Time>,
+    /// The dataflow's frontier after the aggregation (the slowest source, as seen there).
+    pub aggregated: ProbeHandle<Time>,
+    /// Stop reading this far (event-time seconds) ahead of the committed frontier.
+    pub max_uncommitted_secs: u64,
+}
+
+/// Stop reading this far (event-time seconds) ahead of the aggregated frontier: a worker
+/// whose partitions are ahead of the slowest one would otherwise fill the window state with
+/// panes that cannot retire until the slowest catches up (a backfill's workers drifted hours
+/// apart without it).
+pub const MAX_READ_AHEAD_SECS: u64 = 120;
 /// How soon an idle source looks again.
 const IDLE_POLL: Duration = Duration::from_millis(20);
 
@@ -45,18 +63,19 @@ pub trait Reader: 'static {
 /// The source operator: drives `reader`, emits `Ingested` items and advances its capability
 /// to the worker's watermark; drops it when the reader is finished.
 ///
-/// `committed` probes the sink's committed frontier. The source prunes its replay progress
-/// behind it, and stops reading while its watermark is more than `max_uncommitted_secs` of
-/// event time ahead of it (back-pressure: a slow or unavailable MySQL holds the input back
-/// instead of filling memory). The gap is measured from the worker's slowest partition, so
-/// the partition holding the frontier back is never the one stopped.
+/// The source prunes its replay progress behind the committed frontier, and stops reading
+/// while its watermark is more than `max_uncommitted_secs` of event time ahead of it
+/// (back-pressure: a slow or unavailable MySQL holds the input back instead of filling
+/// memory), or more than [`MAX_READ_AHEAD_SECS`] ahead of the aggregated frontier (so the
+/// workers stay together and window state stays at the live windows). Both gaps are measured
+/// from the worker's slowest partition, so the partition holding the frontier back is never
+/// the one stopped.
 pub fn ingest_source<'scope, R: Reader>(
     scope: Scope<'scope, Time>,
     name: &str,
     mut reader: R,
     mut ingest: Ingest,
-    committed: ProbeHandle<Time>,
-    max_uncommitted_secs: u64,
+    pacing: Pacing,
 ) -> StreamVec<'scope, Time, Ingested> {
     source(scope, name, move |capability, info| {
         let activator = scope.activator_for(info.address);
@@ -72,13 +91,17 @@ pub fn ingest_source<'scope, R: Reader>(
                     cap.downgrade(&watermark);
                 }
             }
-            let committed_upto = committed.with_frontier(|f| f.iter().next().copied());
+            let committed_upto = pacing.committed.with_frontier(|f| f.iter().next().copied());
             if let Some(upto) = committed_upto.filter(|&upto| upto > pruned_at) {
                 ingest.prune(upto);
                 pruned_at = upto;
             }
-            let held_back = match (ingest.watermark(), committed_upto) {
-                (Some(watermark), Some(upto)) => upto > 0 && watermark.saturating_sub(upto) > max_uncommitted_secs,
+            let aggregated = pacing.aggregated.with_frontier(|f| f.iter().next().copied());
+            let held_back = match (ingest.watermark(), committed_upto, aggregated) {
+                (Some(watermark), Some(upto), Some(aggregated)) => {
+                    (upto > 0 && watermark.saturating_sub(upto) > pacing.max_uncommitted_secs)
+                        || (aggregated > 0 && watermark.saturating_sub(aggregated) > MAX_READ_AHEAD_SECS)
+                }
                 _ => false,
             };
             let stopping = STOP.load(Ordering::Relaxed);
