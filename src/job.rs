@@ -241,10 +241,10 @@ pub fn run(settings: Settings, options: RunOptions) -> anyhow::Result<RunSummary
         let committed_upto = resume.committed_upto;
         let max_uncommitted = settings.sink.max_uncommitted_secs;
         worker.dataflow::<Time, _, _>(move |scope| {
-            let pacing = Pacing { committed: ProbeHandle::new(), aggregated: ProbeHandle::new(), max_uncommitted_secs: max_uncommitted };
-            let ingested = ingest_source(scope, "Source", reader, ingest, pacing.clone());
+            let pacing = Pacing { committed: ProbeHandle::new(), read: ProbeHandle::new(), max_uncommitted_secs: max_uncommitted };
+            let ingested = ingest_source(scope, "Source", reader, ingest, pacing.clone()).probe_with(&pacing.read);
             let outputs = pipeline::build(ingested, sink_settings.policy);
-            let batches = output::close_epochs(outputs, sink_settings.policy, committed_upto).probe_with(&pacing.aggregated);
+            let batches = output::close_epochs(outputs, sink_settings.policy, committed_upto);
             let batches = output::detect_alerts(batches, alerts, sink_settings.policy);
             sink::write_batches(batches, sink_settings).probe_with(&pacing.committed);
         });

@@ -140,7 +140,7 @@ impl MysqlWriter {
         }
         let keys = [Column("domain", PARAM), Column("kind", PARAM), Column("opened_minute", DATETIME)];
         let columns = [Column("resolved_minute", DATETIME), Column("observed", PARAM), Column("baseline", PARAM), Column("detail", PARAM)];
-        let rows = rows
+        let rows: Vec<Vec<Value>> = rows
             .into_values()
             .map(|row| {
                 vec![
@@ -158,7 +158,7 @@ impl MysqlWriter {
 
         let keys = [Column("source", PARAM), Column("domain", PARAM)];
         let source = || Value::from(self.source.as_str());
-        let upserts = batch
+        let upserts: Vec<Vec<Value>> = batch
             .detectors
             .upserts()
             .map(|(domain, detector)| vec![source(), Value::from(domain.as_str()), Value::from(serde_json::to_string(detector).unwrap_or_default())])
@@ -179,7 +179,7 @@ impl MysqlWriter {
         .await?;
         let keys = [Column("source", PARAM), Column("partition_id", PARAM)];
         let columns = [Column("committed_upto", PARAM), Column("resume_offset", PARAM), Column("replay_from", PARAM), Column("replay_state", PARAM)];
-        let rows = checkpoint
+        let rows: Vec<Vec<Value>> = checkpoint
             .partitions
             .iter()
             .map(|(&partition, p)| {
@@ -196,20 +196,23 @@ impl MysqlWriter {
         self.upsert(tx, "checkpoints", &keys, &columns, rows).await
     }
 
-    /// Multi-row `INSERT … ON DUPLICATE KEY UPDATE` of `rows`, chunked.
-    async fn upsert(&self, tx: &mut Transaction<'_>, table: &str, keys: &[Column], values: &[Column], rows: Vec<Vec<Value>>) -> Result<(), CommitError> {
+    /// Multi-row `INSERT … ON DUPLICATE KEY UPDATE` of `rows`, chunked. Rows are built as the
+    /// chunks are sent, so a large batch never holds all its parameters at once.
+    async fn upsert(&self, tx: &mut Transaction<'_>, table: &str, keys: &[Column], values: &[Column], rows: impl IntoIterator<Item = Vec<Value>>) -> Result<(), CommitError> {
         let all: Vec<&Column> = keys.iter().chain(values).collect();
         let columns: Vec<&str> = all.iter().map(|c| c.0).collect();
         let tuple = format!("({})", vec!["?"; all.len()].join(", "));
         let updates: Vec<String> = values.iter().map(|c| format!("{0} = VALUES({0})", c.0)).collect();
-        for chunk in rows.chunks(self.config.rows_per_statement) {
+        let mut rows = rows.into_iter().peekable();
+        while rows.peek().is_some() {
+            let chunk: Vec<Vec<Value>> = rows.by_ref().take(self.config.rows_per_statement).collect();
             let sql = format!(
                 "INSERT INTO {table} ({}) VALUES {} ON DUPLICATE KEY UPDATE {}",
                 columns.join(", "),
                 vec![tuple.as_str(); chunk.len()].join(", "),
                 updates.join(", ")
             );
-            tx.exec_drop(sql, params(&all, chunk)?).await?;
+            tx.exec_drop(sql, params(&all, &chunk)?).await?;
         }
         Ok(())
     }
@@ -316,7 +319,7 @@ impl MysqlWriter {
     async fn write_statuses(&self, tx: &mut Transaction<'_>, changes: &Changes<(DomainWindow, u16), i64>) -> Result<(), CommitError> {
         let keys = [Column("domain", PARAM), Column("minute_start", DATETIME), Column("status", PARAM)];
         let key_values = |(key, status): &(DomainWindow, u16)| vec![Value::from(key.domain.as_str()), key.window.start.into(), (*status).into()];
-        let upserts = changes.upserts().map(|(k, n)| { let mut row = key_values(k); row.push(non_negative(*n).into()); row }).collect();
+        let upserts: Vec<Vec<Value>> = changes.upserts().map(|(k, n)| { let mut row = key_values(k); row.push(non_negative(*n).into()); row }).collect();
         self.upsert(tx, "domain_status_minute", &keys, &[Column("requests", PARAM)], upserts).await?;
         self.delete(tx, "domain_status_minute", &keys, changes.deletes().map(key_values).collect()).await
     }
@@ -328,23 +331,24 @@ impl MysqlWriter {
             rows.extend(deletes.into_iter().map(|mut key| { key.push(0u64.into()); key }));
             self.upsert(tx, table, Self::key_columns(table), &[Column("distinct_clients", PARAM)], rows).await?;
         }
-        // Rankings: replace each changed window's rows.
+        // Rankings: a window's ranking only grows while it is live (counts only grow), so
+        // upserting its ranks overwrites every rank written before; only a vanished window's
+        // rows are deleted.
         let keys = [Column("domain", PARAM), Column("window_secs", PARAM), Column("window_start", DATETIME)];
         let window_key = |key: &DomainWindow| -> Vec<Value> {
             vec![key.domain.as_str().into(), self.policy.length_secs(key.window.kind).into(), key.window.start.into()]
         };
-        self.delete(tx, "top_clients", &keys, changes.0.keys().map(window_key).collect()).await?;
-        let mut rows = Vec::new();
-        for (key, summary) in changes.upserts() {
-            for (metric, ranking) in [("requests", &summary.by_requests), ("bytes", &summary.by_bytes)] {
-                for (rank, client) in ranking.iter().enumerate() {
+        self.delete(tx, "top_clients", &keys, changes.deletes().map(window_key).collect()).await?;
+        let rows = changes.upserts().flat_map(|(key, summary)| {
+            [("requests", &summary.by_requests), ("bytes", &summary.by_bytes)].into_iter().flat_map(move |(metric, ranking)| {
+                ranking.iter().enumerate().map(move |(rank, client)| {
                     let mut row = window_key(key);
                     row.extend([Value::from(metric), Value::from(rank as u64 + 1)]);
                     row.extend(client_values(client));
-                    rows.push(row);
-                }
-            }
-        }
+                    row
+                })
+            })
+        });
         let columns = [Column("metric", PARAM), Column("rank_no", PARAM), Column("client_ip", PARAM), Column("requests", PARAM), Column("bytes", PARAM)];
         self.upsert(tx, "top_clients", &keys, &columns, rows).await
     }
@@ -382,7 +386,8 @@ impl MysqlWriter {
 
     async fn write_abusers(&self, tx: &mut Transaction<'_>, changes: &Changes<Window, Vec<RankedClient>>) -> Result<(), CommitError> {
         let keys = [Column("minute_start", DATETIME)];
-        self.delete(tx, "abuse_minute", &keys, changes.0.keys().map(|w| vec![Value::from(w.start)]).collect()).await?;
+        // As for top clients: a minute's ranking only grows while it is live.
+        self.delete(tx, "abuse_minute", &keys, changes.deletes().map(|w| vec![Value::from(w.start)]).collect()).await?;
         let mut rows = Vec::new();
         for (window, ranking) in changes.upserts() {
             for (rank, client) in ranking.iter().enumerate() {
@@ -398,7 +403,7 @@ impl MysqlWriter {
     async fn write_rejects(&self, tx: &mut Transaction<'_>, batch: &OutputBatch) -> Result<(), CommitError> {
         let keys = [Column("source", PARAM), Column("partition_id", PARAM), Column("msg_offset", PARAM)];
         let columns = [Column("reason", PARAM), Column("detail", PARAM), Column("sample", PARAM), Column("epoch", DATETIME)];
-        let rows = batch
+        let rows: Vec<Vec<Value>> = batch
             .rejects
             .iter()
             .map(|(row, epoch)| {

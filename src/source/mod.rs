@@ -29,16 +29,15 @@ pub const READ_BUDGET: usize = 8_192;
 pub struct Pacing {
     /// The sink's committed frontier: every epoch before it is in MySQL.
     pub committed: ProbeHandle<Time>,
-    /// The dataflow's frontier after the aggregation (the slowest source, as seen there).
-    pub aggregated: ProbeHandle<Time>,
+    /// The frontier of everything the sources emitted: the slowest worker's watermark.
+    pub read: ProbeHandle<Time>,
     /// Stop reading this far (event-time seconds) ahead of the committed frontier.
     pub max_uncommitted_secs: u64,
 }
 
-/// Stop reading this far (event-time seconds) ahead of the aggregated frontier: a worker
-/// whose partitions are ahead of the slowest one would otherwise fill the window state with
-/// panes that cannot retire until the slowest catches up (a backfill's workers drifted hours
-/// apart without it).
+/// Stop reading this far (event-time seconds) ahead of the slowest worker: a worker whose
+/// partitions are ahead would otherwise fill the window state with panes that cannot retire
+/// until the slowest catches up (a backfill's workers drifted hours apart without it).
 pub const MAX_READ_AHEAD_SECS: u64 = 120;
 /// How soon an idle source looks again.
 const IDLE_POLL: Duration = Duration::from_millis(20);
@@ -66,8 +65,8 @@ pub trait Reader: 'static {
 /// The source prunes its replay progress behind the committed frontier, and stops reading
 /// while its watermark is more than `max_uncommitted_secs` of event time ahead of it
 /// (back-pressure: a slow or unavailable MySQL holds the input back instead of filling
-/// memory), or more than [`MAX_READ_AHEAD_SECS`] ahead of the aggregated frontier (so the
-/// workers stay together and window state stays at the live windows). Both gaps are measured
+/// memory), or more than [`MAX_READ_AHEAD_SECS`] ahead of the slowest worker (so the workers
+/// stay together and window state stays at the live windows). Both gaps are measured
 /// from the worker's slowest partition, so the partition holding the frontier back is never
 /// the one stopped.
 pub fn ingest_source<'scope, R: Reader>(
@@ -96,11 +95,11 @@ pub fn ingest_source<'scope, R: Reader>(
                 ingest.prune(upto);
                 pruned_at = upto;
             }
-            let aggregated = pacing.aggregated.with_frontier(|f| f.iter().next().copied());
-            let held_back = match (ingest.watermark(), committed_upto, aggregated) {
-                (Some(watermark), Some(upto), Some(aggregated)) => {
+            let slowest = pacing.read.with_frontier(|f| f.iter().next().copied());
+            let held_back = match (ingest.watermark(), committed_upto, slowest) {
+                (Some(watermark), Some(upto), Some(slowest)) => {
                     (upto > 0 && watermark.saturating_sub(upto) > pacing.max_uncommitted_secs)
-                        || (aggregated > 0 && watermark.saturating_sub(aggregated) > MAX_READ_AHEAD_SECS)
+                        || (slowest > 0 && watermark.saturating_sub(slowest) > MAX_READ_AHEAD_SECS)
                 }
                 _ => false,
             };
