@@ -27,6 +27,7 @@ use std::collections::VecDeque;
 use std::net::IpAddr;
 
 use rustc_hash::{FxHashMap, FxHashSet};
+use smallvec::SmallVec;
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::StreamVec;
 
@@ -157,8 +158,9 @@ impl Dirty {
     }
 }
 
-/// A client's totals per live minute of one domain, oldest first.
-type ClientMinutes = Vec<(u64, u64, u64)>;
+/// A client's totals per live minute of one domain, oldest first. Most clients are seen in
+/// one or two live minutes, so a few are kept inline: a new client allocates nothing.
+type ClientMinutes = SmallVec<[(u64, u64, u64); 3]>;
 
 /// The window state of every domain a worker owns.
 pub struct DomainPanes {
