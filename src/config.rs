@@ -282,7 +282,7 @@ mod tests {
         );
         let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("config").join("edgeflow.toml");
         assert_eq!(Settings::load(Some(&shipped), Vec::new()).expect("valid").window, WindowPolicy::default(), "edgeflow.toml shows the defaults");
-        let bad = vec![("EDGEFLOW__WINDOW__MAX_TIME_JUMP_SECS".to_string(), "5".to_string())];
+        let bad = vec![("EDGEFLOW__WINDOW__MAX_TIME_JUMP_SECS".to_string(), "1".to_string())];
         assert!(Settings::load(None, bad).unwrap_err().to_string().contains("max_time_jump_secs"));
     }
 

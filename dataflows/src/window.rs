@@ -76,7 +76,7 @@ impl Default for WindowPolicy {
     fn default() -> Self {
         WindowPolicy {
             tick_secs: 1,
-            out_of_orderness_secs: 10,
+            out_of_orderness_secs: 1,
             allowed_lateness_secs: 60,
             idle_timeout_secs: 10,
             sliding_window_secs: 300,
