@@ -37,10 +37,13 @@ pub fn client_config(kafka: &KafkaConfig, role: Role) -> ClientConfig {
                 .set("enable.partition.eof", "true")
                 // Resuming below retention must be an error, never a silent skip.
                 .set("auto.offset.reset", "error")
-                // Larger fetches: the job is throughput-bound and parses in place.
+                // Larger fetches: the job is throughput-bound and parses in place. The prefetch
+                // queue is bounded at 64 MiB per consumer (one per worker): the sources are
+                // paced (see `source::Pacing`), and 256 MiB let a backfill prefetch most of a
+                // 1 M-line topic (peak RSS 447 MB in benches/e2e.sh).
                 .set("fetch.max.bytes", "52428800")
                 .set("max.partition.fetch.bytes", "8388608")
-                .set("queued.max.messages.kbytes", "262144");
+                .set("queued.max.messages.kbytes", "65536");
         }
         Role::Producer => {
             config

@@ -204,6 +204,12 @@ impl Ingest {
             .min()
     }
 
+    /// The longest message the decoder accepts; a reader need keep no more than one byte
+    /// beyond it for the message to be rejected as `too_long`.
+    pub fn max_line_bytes(&self) -> usize {
+        self.decoder.max_line_bytes()
+    }
+
     /// Number of records, names and rejects waiting to be drained.
     pub fn pending(&self) -> usize {
         self.pending.len()

@@ -107,6 +107,31 @@ impl Progress {
     }
 }
 
+/// Reads one line (through its newline, or to the end of the input) into `line`, keeping at
+/// most `keep` bytes of it: a line longer than that is still consumed whole, so a file with
+/// no newline for gigabytes (a corrupt gzip member, a binary file) cannot grow memory; the
+/// decoder rejects the kept prefix as `too_long`. Returns the bytes consumed.
+fn read_line_bounded(input: &mut impl BufRead, line: &mut Vec<u8>, keep: usize) -> io::Result<usize> {
+    let mut consumed = 0;
+    loop {
+        let available = input.fill_buf()?;
+        if available.is_empty() {
+            return Ok(consumed);
+        }
+        let (take, done) = match memchr::memchr(b'\n', available) {
+            Some(at) => (at + 1, true),
+            None => (available.len(), false),
+        };
+        let room = keep.saturating_sub(line.len()).min(take);
+        line.extend_from_slice(&available[..room]);
+        input.consume(take);
+        consumed += take;
+        if done {
+            return Ok(consumed);
+        }
+    }
+}
+
 /// Bytes per block of a file split between workers: large enough that a block boundary
 /// costs nothing, small enough that the workers stay close in event time.
 pub const BLOCK_BYTES: u64 = 4 << 20;
@@ -201,7 +226,7 @@ impl BlockReader {
 impl BlockReader {
     /// Reads this worker's next line into `self.line`; returns its byte offset, or `None` at
     /// the end of the share.
-    fn next_line(&mut self) -> io::Result<Option<u64>> {
+    fn next_line(&mut self, keep: usize) -> io::Result<Option<u64>> {
         loop {
             if self.finished {
                 return Ok(None);
@@ -213,7 +238,7 @@ impl BlockReader {
         }
         self.line.clear();
         let offset = self.position;
-        match self.file.read_until(b'\n', &mut self.line)? {
+        match read_line_bounded(&mut self.file, &mut self.line, keep)? {
             0 => {
                 self.finished = true;
                 Ok(None)
@@ -228,8 +253,9 @@ impl BlockReader {
 
 impl Reader for BlockReader {
     fn read(&mut self, ingest: &mut Ingest, budget: usize) -> ReadStatus {
+        let keep = ingest.max_line_bytes().saturating_add(1);
         for _ in 0..budget {
-            match self.next_line() {
+            match self.next_line(keep) {
                 Ok(Some(offset)) => {
                     ingest.ingest(self.partition, offset as i64, &self.line);
                     self.lines_read += 1;
@@ -258,9 +284,10 @@ impl Reader for FileReader {
         if self.finished {
             return ReadStatus::Finished;
         }
+        let keep = ingest.max_line_bytes().saturating_add(1);
         for _ in 0..budget {
             self.line.clear();
-            match self.lines.read_until(b'\n', &mut self.line) {
+            match read_line_bounded(&mut self.lines, &mut self.line, keep) {
                 Ok(0) => {
                     self.finished = true;
                     break;
@@ -303,12 +330,28 @@ mod tests {
         let mut lines = Vec::new();
         for index in 0..peers {
             let mut reader = BlockReader::open_with_blocks(file.path(), index, peers, block_bytes).unwrap().expect("a plain file splits");
-            while let Some(offset) = reader.next_line().unwrap() {
+            while let Some(offset) = reader.next_line(usize::MAX).unwrap() {
                 lines.push((offset, String::from_utf8(reader.line.clone()).unwrap()));
             }
         }
         lines.sort();
         lines
+    }
+
+    #[test]
+    fn a_line_without_end_keeps_a_bounded_prefix_and_the_next_line_is_whole() {
+        let mut text = vec![b'x'; 3 << 20];
+        text.extend_from_slice(b"\nnext line\n");
+        let mut input = std::io::BufReader::with_capacity(4096, &text[..]);
+        let mut line = Vec::new();
+        assert_eq!(read_line_bounded(&mut input, &mut line, 100).unwrap(), (3 << 20) + 1);
+        assert_eq!(line, vec![b'x'; 100]);
+        assert!(line.capacity() < 4096, "the long line was not held");
+        line.clear();
+        assert_eq!(read_line_bounded(&mut input, &mut line, 100).unwrap(), 10);
+        assert_eq!(line, b"next line\n");
+        line.clear();
+        assert_eq!(read_line_bounded(&mut input, &mut line, 100).unwrap(), 0);
     }
 
     #[test]
