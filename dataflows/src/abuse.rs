@@ -48,6 +48,7 @@ impl Stage for ClientMinutes {
     type In = Ingested;
     type Out = PartialRanking;
 
+    // Out of line so a profile shows the per-line cost of the abuse view by name.
     #[inline(never)]
     fn apply(&mut self, item: Ingested) {
         let Ingested::ClientHit(hit) = item else { return };
