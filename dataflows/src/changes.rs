@@ -9,8 +9,9 @@
 //! last value stays in the table. A retraction at or after the retirement time (the
 //! differential idiom for leaving a window) is likewise not a deletion.
 //!
-//! Two kinds of outputs: additive ones (the diff is the value: `Sum`), and `reduce` outputs
-//! whose data carries the value with a count of ±1 as it changes (`Latest`).
+//! Two kinds of outputs: additive ones (the diff is the value: `Sum`), and summaries (top
+//! clients, percentiles, busiest second) whose data carries the value with a count of ±1 as
+//! it changes (`Latest`): the window engines retract the old value and insert the new one.
 
 use std::collections::BTreeMap;
 
@@ -80,7 +81,7 @@ impl<R: Monoid + Clone + Default> Accumulator for Sum<R> {
     }
 }
 
-/// `reduce` outputs: data `(key, value)` with counts; the value is the one present.
+/// Summary outputs: data `(key, value)` with counts; the value is the one present.
 pub struct Latest<V>(BTreeMap<V, i64>);
 
 impl<V> Default for Latest<V> {
@@ -100,7 +101,7 @@ impl<V: Ord + Clone> Accumulator for Latest<V> {
         }
     }
     fn value(&self) -> Option<V> {
-        // A reduce emits one value per key; during a change both may be pending in one
+        // One value per key is present; during a change both may be pending in one
         // epoch, but after consolidation only the new one has a positive count.
         self.0.iter().rev().find(|(_, c)| **c > 0).map(|(v, _)| v.clone())
     }
