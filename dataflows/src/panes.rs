@@ -223,10 +223,6 @@ impl DomainPanes {
         self.domains.values().map(|(_, slots)| slots.len()).sum::<usize>() + self.clients.len()
     }
 
-    fn slide(&self) -> u64 {
-        self.policy.slide_secs
-    }
-
     /// Folds one line into its minute, the sliding windows containing it and its sample.
     // Out of line so a profile shows the per-line cost of the window engine by name.
     #[inline(never)]
@@ -234,7 +230,14 @@ impl DomainPanes {
         let policy = self.policy;
         let minute = hit.minute();
         let span = policy.sliding_window_secs;
-        let slide = self.slide();
+        let slide = policy.slide_secs;
+        // A window that turns dirty joins the list emission walks.
+        let (dirty, dirty_set) = (&mut self.dirty, &mut self.dirty_set);
+        let mut note_dirty = |start: u64| {
+            if dirty_set.insert((hit.domain, start)) {
+                dirty.push((hit.domain, start));
+            }
+        };
         // The earliest window using this minute starts here (sliding windows, or its sample).
         let first_start = (minute - minute % slide).saturating_sub(span - slide).min(minute - minute % SAMPLE_SECS);
         let (base, slots) = self.domains.entry(hit.domain).or_insert_with(|| (first_start, VecDeque::new()));
@@ -281,11 +284,10 @@ impl DomainPanes {
             Some(s) => s.1 += 1,
             None => pane.statuses.push((hit.status, 1, 0)),
         }
-        let mut newly_dirty: Vec<u64> = Vec::new();
         let stats = &mut pane.minute;
         add_line(stats, hit, &traffic, minute_requests, minute_bytes, second_bytes);
         if stats.dirty.mark(hit.stamp) {
-            newly_dirty.push(minute);
+            note_dirty(minute);
         }
 
         // Sliding windows [start, start + span) containing the minute.
@@ -297,7 +299,7 @@ impl DomainPanes {
                 if let Some(stats) = slots[at].sliding.as_mut() {
                     add_line(stats, hit, &traffic, requests, bytes, second_bytes);
                     if stats.dirty.mark(hit.stamp) {
-                        newly_dirty.push(start);
+                        note_dirty(start);
                     }
                 }
             }
@@ -312,12 +314,7 @@ impl DomainPanes {
         if let Some(sample) = slots[at].sample.as_mut() {
             sample.traffic.plus(&traffic);
             if sample.dirty.mark(hit.stamp) {
-                newly_dirty.push(sample_start);
-            }
-        }
-        for start in newly_dirty {
-            if self.dirty_set.insert((hit.domain, start)) {
-                self.dirty.push((hit.domain, start));
+                note_dirty(sample_start);
             }
         }
     }
