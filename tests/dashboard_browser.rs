@@ -822,10 +822,11 @@ fn hostile_log_fields_are_inert() {
             .await
             .unwrap();
         }
+        // The ranking is a JSON column of the minute row inserted above.
+        let ranking = serde_json::json!([{"ip": IMG_CLIENT, "requests": 100, "bytes": 100000}]).to_string();
         conn.exec_drop(
-            "INSERT INTO top_clients (domain, window_secs, window_start, metric, rank_no, client_ip, requests, bytes) \
-             VALUES (?, 60, FROM_UNIXTIME(?), 'requests', 1, ?, 100, 100000)",
-            (SCRIPT_DOMAIN, minute, IMG_CLIENT),
+            "UPDATE domain_minute SET top_by_requests = ? WHERE domain = ? AND minute_start = FROM_UNIXTIME(?)",
+            (ranking, SCRIPT_DOMAIN, minute),
         )
         .await
         .unwrap();

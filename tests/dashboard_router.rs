@@ -263,12 +263,19 @@ async fn seed(url: &str) {
     )
     .await
     .unwrap();
+    // Rankings are JSON columns of the window rows, best first.
     conn.exec_drop(
-        "INSERT INTO top_clients (domain, window_secs, window_start, metric, rank_no, client_ip, requests, bytes) VALUES \
-         ('a.example', 60, FROM_UNIXTIME(?), 'requests', 1, '192.0.2.1', 50, 5000), \
-         ('a.example', 300, FROM_UNIXTIME(?), 'requests', 1, '192.0.2.9', 400, 9000), \
-         ('a.example', 300, FROM_UNIXTIME(?), 'requests', 2, '2001:db8::7', 100, 700)",
-        (T0, T0, T0),
+        "UPDATE domain_minute SET top_by_requests = '[{\"ip\":\"192.0.2.1\",\"requests\":50,\"bytes\":5000}]' \
+         WHERE domain = 'a.example' AND minute_start = FROM_UNIXTIME(?)",
+        (T0,),
+    )
+    .await
+    .unwrap();
+    conn.exec_drop(
+        "INSERT INTO domain_window (domain, window_secs, window_start, top_by_requests) VALUES ('a.example', 300, FROM_UNIXTIME(?), \
+         '[{\"ip\":\"192.0.2.9\",\"requests\":400,\"bytes\":9000},{\"ip\":\"2001:db8::7\",\"requests\":100,\"bytes\":700}]') \
+         ON DUPLICATE KEY UPDATE top_by_requests = VALUES(top_by_requests)",
+        (T0,),
     )
     .await
     .unwrap();

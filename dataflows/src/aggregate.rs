@@ -159,6 +159,21 @@ pub struct ClientSummary {
     pub by_bytes: Vec<RankedClient>,
 }
 
+/// Everything one output row of a minute or sliding window holds: its traffic totals,
+/// client statistics, latency percentiles, busiest second and, for a minute, requests per
+/// exact status code. The window engine emits it whole, so the sink writes each changed row
+/// once with all its columns.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct WindowRow {
+    pub traffic: Traffic,
+    pub clients: ClientSummary,
+    pub latency: LatencySummary,
+    /// Bytes of the busiest second.
+    pub peak_second_bytes: u64,
+    /// Requests per status code, by code; minute windows only (empty for sliding ones).
+    pub statuses: Vec<(u16, u64)>,
+}
+
 /// The `k` largest clients by `metric`, ties broken by address so the result is
 /// deterministic whatever order the input came in.
 pub fn top_clients(group: &[(&IpAddr, ClientTraffic)], k: usize, metric: impl Fn(&ClientTraffic) -> i64) -> Vec<RankedClient> {

@@ -81,29 +81,35 @@ impl<R: Monoid + Clone + Default> Accumulator for Sum<R> {
     }
 }
 
-/// Summary outputs: data `(key, value)` with counts; the value is the one present.
-pub struct Latest<V>(BTreeMap<V, i64>);
+/// Summary outputs: data `(key, value)` with counts; the value is the one present. A key
+/// holds one value at rest and two or three during a change, so a short list compared by
+/// equality beats an ordered map compared field by field.
+pub struct Latest<V>(Vec<(V, i64)>);
 
 impl<V> Default for Latest<V> {
     fn default() -> Self {
-        Latest(BTreeMap::new())
+        Latest(Vec::new())
     }
 }
 
-impl<V: Ord + Clone> Accumulator for Latest<V> {
+impl<V: PartialEq + Clone> Accumulator for Latest<V> {
     type Diff = (V, i64);
     type Value = V;
     fn apply(&mut self, (value, count): (V, i64)) {
-        let entry = self.0.entry(value.clone()).or_insert(0);
-        *entry += count;
-        if *entry == 0 {
-            self.0.remove(&value);
+        match self.0.iter().position(|(v, _)| *v == value) {
+            Some(at) => {
+                self.0[at].1 += count;
+                if self.0[at].1 == 0 {
+                    self.0.swap_remove(at);
+                }
+            }
+            None => self.0.push((value, count)),
         }
     }
     fn value(&self) -> Option<V> {
         // One value per key is present; during a change both may be pending in one
         // epoch, but after consolidation only the new one has a positive count.
-        self.0.iter().rev().find(|(_, c)| **c > 0).map(|(v, _)| v.clone())
+        self.0.iter().find(|(_, c)| *c > 0).map(|(v, _)| v.clone())
     }
     fn is_empty(&self) -> bool {
         self.0.is_empty()

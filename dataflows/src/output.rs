@@ -16,7 +16,7 @@ use timely::dataflow::operators::vec::Map;
 use timely::dataflow::operators::{Concat, Operator};
 use timely::dataflow::StreamVec;
 
-use crate::aggregate::{ClientSummary, LatencySummary, RankedClient, Traffic};
+use crate::aggregate::{RankedClient, Traffic, WindowRow};
 use crate::alert::{AlertEvent, AlertStage, DetectorChanges, MinuteStats};
 use crate::changes::{Changes, Latest, Materializer, Sum};
 use crate::progress::{PartitionProgress, ReplayPoint};
@@ -50,11 +50,10 @@ pub struct OutputBatch {
     pub replayed: bool,
     /// The partitions' replay points as of `upto`; `None` for replayed batches.
     pub checkpoint: Option<Checkpoint>,
-    pub traffic: Changes<DomainWindow, Traffic>,
-    pub status: Changes<(DomainWindow, u16), i64>,
-    pub clients: Changes<DomainWindow, ClientSummary>,
-    pub latency: Changes<DomainWindow, LatencySummary>,
-    pub peaks: Changes<DomainWindow, u64>,
+    /// Minute and sliding window rows, each with all its columns.
+    pub windows: Changes<DomainWindow, WindowRow>,
+    /// Five-minute bandwidth samples.
+    pub samples: Changes<DomainWindow, Traffic>,
     pub abusers: Changes<Window, Vec<RankedClient>>,
     pub rejects: Vec<(RejectRow, Time)>,
     /// Alerts opened or resolved by the minutes these epochs made final, in order.
@@ -70,12 +69,7 @@ pub struct OutputBatch {
 impl OutputBatch {
     /// Number of rows this batch writes.
     pub fn rows(&self) -> usize {
-        self.traffic.len()
-            + self.status.len()
-            + self.clients.len()
-            + self.latency.len()
-            + self.peaks.len()
-            + self.abusers.len()
+        self.windows.len() + self.samples.len() + self.abusers.len()
             + self.rejects.len()
             + self.alerts.len()
     }
@@ -87,11 +81,8 @@ impl OutputBatch {
         if later.checkpoint.is_some() {
             self.checkpoint = later.checkpoint;
         }
-        self.traffic.merge(later.traffic);
-        self.status.merge(later.status);
-        self.clients.merge(later.clients);
-        self.latency.merge(later.latency);
-        self.peaks.merge(later.peaks);
+        self.windows.merge(later.windows);
+        self.samples.merge(later.samples);
         self.abusers.merge(later.abusers);
         self.rejects.extend(later.rejects);
         self.alerts.extend(later.alerts);
@@ -104,11 +95,8 @@ impl OutputBatch {
 /// Everything that travels to the closing worker.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 enum Update {
-    Traffic(DomainWindow, Time, Traffic),
-    Status((DomainWindow, u16), Time, i64),
-    Clients(DomainWindow, Time, (ClientSummary, i64)),
-    Latency(DomainWindow, Time, (LatencySummary, i64)),
-    Peak(DomainWindow, Time, (u64, i64)),
+    Window(DomainWindow, Time, (WindowRow, i64)),
+    Sample(DomainWindow, Time, Traffic),
     Abusers(Window, Time, (Vec<RankedClient>, i64)),
     Reject(RejectRow, Time),
     Progress(i32, PartitionProgress),
@@ -119,11 +107,8 @@ type Retire<K> = Box<dyn Fn(&K) -> Time>;
 /// The closing worker's state: absolute values of live keys, rejects and partition progress
 /// waiting for their epochs to close.
 struct EpochCloser {
-    traffic: Materializer<DomainWindow, Sum<Traffic>, Retire<DomainWindow>>,
-    status: Materializer<(DomainWindow, u16), Sum<i64>, Retire<(DomainWindow, u16)>>,
-    clients: Materializer<DomainWindow, Latest<ClientSummary>, Retire<DomainWindow>>,
-    latency: Materializer<DomainWindow, Latest<LatencySummary>, Retire<DomainWindow>>,
-    peaks: Materializer<DomainWindow, Latest<u64>, Retire<DomainWindow>>,
+    windows: Materializer<DomainWindow, Latest<WindowRow>, Retire<DomainWindow>>,
+    samples: Materializer<DomainWindow, Sum<Traffic>, Retire<DomainWindow>>,
     abusers: Materializer<Window, Latest<Vec<RankedClient>>, Retire<Window>>,
     rejects: BTreeMap<Time, Vec<RejectRow>>,
     /// The latest progress of every partition (one worker reads a partition, so they
@@ -138,11 +123,8 @@ fn retire_by<K: Windowed + ?Sized>(policy: WindowPolicy) -> Retire<K> {
 impl EpochCloser {
     fn new(policy: WindowPolicy) -> EpochCloser {
         EpochCloser {
-            traffic: Materializer::new(retire_by(policy)),
-            status: Materializer::new(retire_by(policy)),
-            clients: Materializer::new(retire_by(policy)),
-            latency: Materializer::new(retire_by(policy)),
-            peaks: Materializer::new(retire_by(policy)),
+            windows: Materializer::new(retire_by(policy)),
+            samples: Materializer::new(retire_by(policy)),
             abusers: Materializer::new(retire_by(policy)),
             rejects: BTreeMap::new(),
             progress: BTreeMap::new(),
@@ -151,11 +133,8 @@ impl EpochCloser {
 
     fn push(&mut self, update: Update) {
         match update {
-            Update::Traffic(k, t, r) => self.traffic.push(k, t, r),
-            Update::Status(k, t, r) => self.status.push(k, t, r),
-            Update::Clients(k, t, d) => self.clients.push(k, t, d),
-            Update::Latency(k, t, d) => self.latency.push(k, t, d),
-            Update::Peak(k, t, d) => self.peaks.push(k, t, d),
+            Update::Window(k, t, d) => self.windows.push(k, t, d),
+            Update::Sample(k, t, r) => self.samples.push(k, t, r),
             Update::Abusers(k, t, d) => self.abusers.push(k, t, d),
             Update::Reject(row, t) => self.rejects.entry(t).or_default().push(row),
             Update::Progress(partition, progress) => {
@@ -186,22 +165,14 @@ impl EpochCloser {
         let mut batch = OutputBatch {
             upto: until,
             replayed,
-            traffic: self.traffic.close(until),
-            status: self.status.close(until),
-            clients: self.clients.close(until),
-            latency: self.latency.close(until),
-            peaks: self.peaks.close(until),
+            windows: self.windows.close(until),
+            samples: self.samples.close(until),
             abusers: self.abusers.close(until),
             rejects: closed_rejects.into_iter().flat_map(|(t, rows)| rows.into_iter().map(move |r| (r, t))).collect(),
             checkpoint,
             ..Default::default()
         };
-        batch.live_keys = self.traffic.live_keys()
-            + self.status.live_keys()
-            + self.clients.live_keys()
-            + self.latency.live_keys()
-            + self.peaks.live_keys()
-            + self.abusers.live_keys();
+        batch.live_keys = self.windows.live_keys() + self.samples.live_keys() + self.abusers.live_keys();
         batch
     }
 }
@@ -214,11 +185,8 @@ pub fn close_epochs<'s>(outputs: Outputs<'s>, policy: WindowPolicy, resume: Opti
     let updates = outputs
         .windows
         .map(|change| match change {
-            WindowChange::Traffic(k, t, r) => Update::Traffic(k, t, r),
-            WindowChange::Status(k, t, r) => Update::Status(k, t, r),
-            WindowChange::Clients((k, v), t, r) => Update::Clients(k, t, (v, r as i64)),
-            WindowChange::Latency((k, v), t, r) => Update::Latency(k, t, (v, r as i64)),
-            WindowChange::Peak((k, v), t, r) => Update::Peak(k, t, (v, r as i64)),
+            WindowChange::Row((k, v), t, r) => Update::Window(k, t, (v, r as i64)),
+            WindowChange::Sample(k, t, r) => Update::Sample(k, t, r),
         })
         .concat(outputs.abusers.inner.map(|((k, v), t, r)| Update::Abusers(k, t, (v, r as i64))))
         .concat(outputs.rejects.map(|(row, t)| Update::Reject(row, t)))
@@ -276,10 +244,10 @@ pub fn close_epochs<'s>(outputs: Outputs<'s>, policy: WindowPolicy, resume: Opti
 /// the same transaction as the epochs that caused them.
 pub fn detect_alerts<'s>(batches: StreamVec<'s, Time, OutputBatch>, mut stage: AlertStage, policy: WindowPolicy) -> StreamVec<'s, Time, OutputBatch> {
     batches.map(move |mut batch| {
-        for (key, traffic) in &batch.traffic.0 {
+        for (key, row) in &batch.windows.0 {
             if key.window.kind == WindowKind::Minute {
                 let start = key.window.start;
-                stage.observe(&key.domain, start, traffic.as_ref().map(|t| minute_stats(start, t)));
+                stage.observe(&key.domain, start, row.as_ref().map(|r| minute_stats(start, &r.traffic)));
             }
         }
         // A drained input (end of a file, SIGTERM) judges only the minutes final at the

@@ -15,10 +15,12 @@
 //! - Windows must be minute-aligned (`WindowPolicy::validate` checks it), so every line
 //!   that reaches a pane arrives before every window using that pane retires: a window is
 //!   exactly the sum of its panes.
-//! - Output: when the input frontier advances, each changed window emits its new values as
-//!   differential updates at the latest stamp among the lines that changed it (sums as
-//!   deltas, summaries as `(old, -1)`, `(new, +1)`): a line is never reported in an epoch
-//!   before its own stamp, which is what exactly-once replay relies on (see `progress`).
+//! - Output: when the input frontier advances, each changed window emits its new row as
+//!   differential updates at the latest stamp among the lines that changed it: a minute or
+//!   sliding window its whole [`WindowRow`] as `(old, -1)`, `(new, +1)` (one row, one
+//!   upsert with all its columns downstream), a sample its traffic delta. A line is never
+//!   reported in an epoch before its own stamp, which is what exactly-once replay relies on
+//!   (see `progress`).
 //! - Retirement: once the frontier passes the retirement of the last window using a slot,
 //!   the slot and its clients' minute totals are dropped whole. No retraction is emitted:
 //!   the closing stage forgets retired keys by their retirement time.
@@ -32,7 +34,7 @@ use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::StreamVec;
 
 use crate::frontier::{self, Stage};
-use crate::aggregate::{latency_bucket, latency_summary, ClientSummary, LatencySummary, Traffic, TOP_CLIENTS};
+use crate::aggregate::{latency_bucket, latency_summary, ClientSummary, LatencySummary, Traffic, WindowRow, TOP_CLIENTS};
 use crate::ingest::Ingested;
 use crate::key::{DomainKey, DomainWindow, Hit};
 use crate::topk::{RankBy, TopK};
@@ -41,13 +43,10 @@ use crate::window::{Time, Window, WindowKind, WindowPolicy, SAMPLE_SECS};
 /// A change to one output row, as a differential update: `(data, time, diff)`.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum WindowChange {
-    /// Traffic totals, additive: the diff is the change.
-    Traffic(DomainWindow, Time, Traffic),
-    /// Requests per status code of a minute, additive.
-    Status((DomainWindow, u16), Time, i64),
-    Clients((DomainWindow, ClientSummary), Time, isize),
-    Latency((DomainWindow, LatencySummary), Time, isize),
-    Peak((DomainWindow, u64), Time, isize),
+    /// A minute or sliding window's row, replaced whole: `(old, -1)` and `(new, +1)`.
+    Row((DomainWindow, WindowRow), Time, isize),
+    /// A five-minute sample's traffic totals, additive: the diff is the change.
+    Sample(DomainWindow, Time, Traffic),
 }
 
 /// A latency histogram: (bucket, count), sorted by bucket.
@@ -87,11 +86,8 @@ struct WindowStats {
     by_bytes: TopK,
     peak_second_bytes: u64,
     dirty: Dirty,
-    /// What was last emitted, so only real changes leave.
-    emitted_traffic: Traffic,
-    emitted_clients: Option<ClientSummary>,
-    emitted_latency: Option<LatencySummary>,
-    emitted_peak: Option<u64>,
+    /// The row last emitted: what the next change retracts.
+    emitted: Option<WindowRow>,
 }
 
 /// A five-minute billing sample: traffic totals only.
@@ -106,8 +102,8 @@ struct SampleStats {
 #[derive(Clone, Debug, Default)]
 struct Slot {
     minute: WindowStats,
-    /// Requests per status code of the minute, and what was last emitted of each.
-    statuses: Vec<(u16, i64, i64)>,
+    /// Requests per status code of the minute, by code.
+    statuses: Vec<(u16, u64)>,
     /// The sliding window starting at this minute, if a slide starts here.
     sliding: Option<WindowStats>,
     sample: Option<SampleStats>,
@@ -280,9 +276,9 @@ impl DomainPanes {
         if let Some(us) = hit.upstream_time_us {
             pane.upstream_times.add(us);
         }
-        match pane.statuses.iter_mut().find(|s| s.0 == hit.status) {
-            Some(s) => s.1 += 1,
-            None => pane.statuses.push((hit.status, 1, 0)),
+        match pane.statuses.binary_search_by_key(&hit.status, |s| s.0) {
+            Ok(at) => pane.statuses[at].1 += 1,
+            Err(at) => pane.statuses.insert(at, (hit.status, 1)),
         }
         let stats = &mut pane.minute;
         add_line(stats, hit, &traffic, minute_requests, minute_bytes, second_bytes);
@@ -342,25 +338,17 @@ impl DomainPanes {
             let sliding_latency = slots[index].sliding.as_ref().filter(|s| slot_dirty(s)).map(|_| latency_of((sliding_secs / 60) as usize));
             let slot = &mut slots[index];
             let key = |kind: WindowKind| DomainWindow::new(name.to_string(), Window { kind, start });
-            if slot.minute.dirty.is_set() {
-                let stamp = slot.minute.dirty.latest;
-                let minute_key = key(WindowKind::Minute);
-                for (status, count, emitted) in slot.statuses.iter_mut() {
-                    if *count != *emitted {
-                        out.push(WindowChange::Status((minute_key.clone(), *status), stamp, *count - *emitted));
-                        *emitted = *count;
-                    }
-                }
-                emit_stats(&mut slot.minute, minute_key, minute_latency.unwrap_or_default(), out);
+            if let Some(latency) = minute_latency {
+                emit_row(&mut slot.minute, key(WindowKind::Minute), latency, slot.statuses.clone(), out);
             }
             if let (Some(stats), Some(latency)) = (slot.sliding.as_mut(), sliding_latency) {
-                emit_stats(stats, key(WindowKind::Sliding), latency, out);
+                emit_row(stats, key(WindowKind::Sliding), latency, Vec::new(), out);
             }
             if let Some(sample) = slot.sample.as_mut() {
                 if let Some(stamp) = sample.dirty.take() {
                     let delta = sample.traffic.minus(&sample.emitted);
                     if delta != Traffic::default() {
-                        out.push(WindowChange::Traffic(key(WindowKind::Sample5m), stamp, delta));
+                        out.push(WindowChange::Sample(key(WindowKind::Sample5m), stamp, delta));
                         sample.emitted = sample.traffic;
                     }
                 }
@@ -420,37 +408,24 @@ fn add_line(stats: &mut WindowStats, hit: &Hit, traffic: &Traffic, requests: u64
     stats.peak_second_bytes = stats.peak_second_bytes.max(second_bytes);
 }
 
-/// Emits what changed in a window since its last emission, at its latest dirty stamp.
-fn emit_stats(stats: &mut WindowStats, key: DomainWindow, latency: LatencySummary, out: &mut Vec<WindowChange>) {
+/// Emits a window's row if it changed since its last emission, at its latest dirty stamp.
+fn emit_row(stats: &mut WindowStats, key: DomainWindow, latency: LatencySummary, statuses: Vec<(u16, u64)>, out: &mut Vec<WindowChange>) {
     let Some(stamp) = stats.dirty.take() else { return };
-    let delta = stats.traffic.minus(&stats.emitted_traffic);
-    if delta != Traffic::default() {
-        out.push(WindowChange::Traffic(key.clone(), stamp, delta));
-        stats.emitted_traffic = stats.traffic;
-    }
-    let clients = ClientSummary { distinct: stats.distinct, by_requests: stats.by_requests.ranked().to_vec(), by_bytes: stats.by_bytes.ranked().to_vec() };
-    replace(&mut stats.emitted_clients, clients, &key, stamp, out, WindowChange::Clients);
-    replace(&mut stats.emitted_latency, latency, &key, stamp, out, WindowChange::Latency);
-    replace(&mut stats.emitted_peak, stats.peak_second_bytes, &key, stamp, out, WindowChange::Peak);
-}
-
-/// Emits `(old, -1)` and `(new, +1)` if the value changed.
-fn replace<V: Clone + PartialEq>(
-    emitted: &mut Option<V>,
-    value: V,
-    key: &DomainWindow,
-    stamp: Time,
-    out: &mut Vec<WindowChange>,
-    change: fn((DomainWindow, V), Time, isize) -> WindowChange,
-) {
-    if emitted.as_ref() == Some(&value) {
+    let row = WindowRow {
+        traffic: stats.traffic,
+        clients: ClientSummary { distinct: stats.distinct, by_requests: stats.by_requests.ranked().to_vec(), by_bytes: stats.by_bytes.ranked().to_vec() },
+        latency,
+        peak_second_bytes: stats.peak_second_bytes,
+        statuses,
+    };
+    if stats.emitted.as_ref() == Some(&row) {
         return;
     }
-    if let Some(old) = emitted.take() {
-        out.push(change((key.clone(), old), stamp, -1));
+    if let Some(old) = stats.emitted.take() {
+        out.push(WindowChange::Row((key.clone(), old), stamp, -1));
     }
-    out.push(change((key.clone(), value.clone()), stamp, 1));
-    *emitted = Some(value);
+    out.push(WindowChange::Row((key, row.clone()), stamp, 1));
+    stats.emitted = Some(row);
 }
 
 impl Stage for DomainPanes {
@@ -528,23 +503,29 @@ mod tests {
     /// Folds emitted changes into final values per key, as the closing stage does.
     #[derive(Default)]
     struct Tables {
-        traffic: BTreeMap<DomainWindow, Traffic>,
-        statuses: BTreeMap<(DomainWindow, u16), i64>,
-        clients: BTreeMap<DomainWindow, BTreeMap<ClientSummary, isize>>,
-        peaks: BTreeMap<DomainWindow, BTreeMap<u64, isize>>,
+        rows: BTreeMap<DomainWindow, BTreeMap<WindowRow, isize>>,
+        samples: BTreeMap<DomainWindow, Traffic>,
     }
 
     impl Tables {
         fn fold(&mut self, changes: Vec<WindowChange>) {
             for change in changes {
                 match change {
-                    WindowChange::Traffic(k, _, d) => self.traffic.entry(k).or_default().plus(&d),
-                    WindowChange::Status(k, _, d) => *self.statuses.entry(k).or_default() += d,
-                    WindowChange::Clients((k, v), _, d) => *self.clients.entry(k).or_default().entry(v).or_default() += d,
-                    WindowChange::Peak((k, v), _, d) => *self.peaks.entry(k).or_default().entry(v).or_default() += d,
-                    WindowChange::Latency(..) => {}
+                    WindowChange::Row((k, v), _, d) => *self.rows.entry(k).or_default().entry(v).or_default() += d,
+                    WindowChange::Sample(k, _, d) => self.samples.entry(k).or_default().plus(&d),
                 }
             }
+        }
+
+        /// Every window's traffic, rows and samples alike.
+        fn traffic(&self) -> BTreeMap<DomainWindow, Traffic> {
+            let rows = self.rows.iter().map(|(k, v)| (k.clone(), present(v).traffic));
+            rows.chain(self.samples.iter().map(|(k, t)| (k.clone(), *t))).collect()
+        }
+
+        fn statuses(&self) -> BTreeMap<(DomainWindow, u16), i64> {
+            let per_key = self.rows.iter().flat_map(|(k, v)| present(v).statuses.into_iter().map(move |(code, n)| ((k.clone(), code), n as i64)));
+            per_key.collect()
         }
     }
 
@@ -581,7 +562,10 @@ mod tests {
             if i % 357 == 0 {
                 let mut out = Vec::new();
                 panes.emit_changes(&mut out);
-                assert!(out.iter().all(|c| matches!(c, WindowChange::Traffic(_, t, _) if *t <= hit.stamp) || !matches!(c, WindowChange::Traffic(..))));
+                let stamp = |c: &WindowChange| match c {
+                    WindowChange::Row(_, t, _) | WindowChange::Sample(_, t, _) => *t,
+                };
+                assert!(out.iter().all(|c| stamp(c) <= hit.stamp), "a change leaves no later than the lines behind it");
                 tables.fold(out);
                 assert_eq!(panes.dirty_left(), vec![], "after emission at {i} dirty list {:?}", panes.dirty);
                 panes.retire_slots(Some(hit.stamp));
@@ -616,8 +600,8 @@ mod tests {
                 }
             }
         }
-        assert_eq!(tables.traffic, traffic);
-        assert_eq!(tables.statuses, statuses);
+        assert_eq!(tables.traffic(), traffic);
+        assert_eq!(tables.statuses(), statuses);
         let mut distinct_seen = HashSet::new();
         for (key, group) in &clients {
             let group: Vec<(&IpAddr, ClientTraffic)> = group.iter().map(|(ip, t)| (ip, *t)).collect();
@@ -626,10 +610,11 @@ mod tests {
                 by_requests: top_clients(&group, TOP_CLIENTS, |t| t.requests),
                 by_bytes: top_clients(&group, TOP_CLIENTS, |t| t.bytes),
             };
-            assert_eq!(present(&tables.clients[key]), expected, "{key:?}");
+            let row = present(&tables.rows[key]);
+            assert_eq!(row.clients, expected, "{key:?}");
             distinct_seen.insert(expected.distinct);
             let peak = seconds[key].values().copied().max().unwrap();
-            assert_eq!(present(&tables.peaks[key]), peak, "{key:?}");
+            assert_eq!(row.peak_second_bytes, peak, "{key:?}");
         }
         assert!(distinct_seen.len() > 5, "the data exercises distinct counts");
     }

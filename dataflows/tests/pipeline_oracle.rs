@@ -22,7 +22,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use dataflows::aggregate::{ClientSummary, LatencySummary, RankedClient, Traffic};
+use dataflows::aggregate::{ClientSummary, LatencySummary, RankedClient, Traffic, WindowRow};
 use dataflows::changes::Changes;
 use dataflows::clean::CleanConfig;
 use dataflows::ingest::{Ingest, Ingested};
@@ -370,6 +370,10 @@ type RejectKey = (i32, i64, RejectReason);
 
 #[derive(Default)]
 struct Tables {
+    /// As the batches carry them: whole rows of minute and sliding windows, and samples.
+    windows: BTreeMap<DomainWindow, WindowRow>,
+    samples: BTreeMap<DomainWindow, Traffic>,
+    /// The series compared with the reference, taken from the rows and samples.
     traffic: BTreeMap<DomainWindow, Traffic>,
     status: BTreeMap<(DomainWindow, u16), i64>,
     clients: BTreeMap<DomainWindow, ClientSummary>,
@@ -418,11 +422,8 @@ fn fold_batches(batches: Vec<OutputBatch>) -> Tables {
             }
             None => assert_eq!(i, last, "batch {i} of {} says the input is complete", last + 1),
         }
-        fold(&mut tables.traffic, batch.traffic, "traffic", &mut tables.deletes);
-        fold(&mut tables.status, batch.status, "status", &mut tables.deletes);
-        fold(&mut tables.clients, batch.clients, "clients", &mut tables.deletes);
-        fold(&mut tables.latency, batch.latency, "latency", &mut tables.deletes);
-        fold(&mut tables.peaks, batch.peaks, "peaks", &mut tables.deletes);
+        fold(&mut tables.windows, batch.windows, "windows", &mut tables.deletes);
+        fold(&mut tables.samples, batch.samples, "samples", &mut tables.deletes);
         fold(&mut tables.abusers, batch.abusers, "abusers", &mut tables.deletes);
         // A batch holds the epochs from the previous batch's `upto` up to its own.
         let from = if i == 0 { None } else { closed_before };
@@ -436,6 +437,14 @@ fn fold_batches(batches: Vec<OutputBatch>) -> Tables {
         tables.live_keys_at_end = batch.live_keys;
     }
     tables.rejects.sort();
+    for (key, row) in &tables.windows {
+        tables.traffic.insert(key.clone(), row.traffic);
+        tables.status.extend(row.statuses.iter().map(|&(code, n)| ((key.clone(), code), n as i64)));
+        tables.clients.insert(key.clone(), row.clients.clone());
+        tables.latency.insert(key.clone(), row.latency.clone());
+        tables.peaks.insert(key.clone(), row.peak_second_bytes);
+    }
+    tables.traffic.extend(tables.samples.iter().map(|(k, t)| (k.clone(), *t)));
     tables
 }
 

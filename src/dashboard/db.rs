@@ -118,31 +118,49 @@ impl Db {
             .collect()
     }
 
-    /// The newest top-clients window of each length that starts in `range`.
+    /// The newest top-clients window of each length that starts in `range`. Rankings are
+    /// JSON columns of the window rows: minutes in `domain_minute`, sliding windows in
+    /// `domain_window`.
     pub async fn top_client_windows(&self, domain: &str, metric: &str, range: &TimeRange) -> Result<Vec<(u32, i64)>, DbError> {
-        let sql = "SELECT window_secs, CAST(UNIX_TIMESTAMP(MAX(window_start)) AS SIGNED) FROM top_clients \
-                   WHERE domain = ? AND metric = ? AND window_start >= FROM_UNIXTIME(?) AND window_start < FROM_UNIXTIME(?) \
-                   GROUP BY window_secs ORDER BY window_secs";
-        let params = vec![domain.into(), metric.into(), range.from.into(), range.to.into()];
-        self.rows(sql, params).await?.into_iter().map(|mut row| Ok((take(&mut row, 0)?, take(&mut row, 1)?))).collect()
+        let column = ranking_column(metric)?;
+        let sql = format!(
+            "SELECT 60, CAST(UNIX_TIMESTAMP(MAX(minute_start)) AS SIGNED) FROM domain_minute \
+             WHERE domain = ? AND minute_start >= FROM_UNIXTIME(?) AND minute_start < FROM_UNIXTIME(?) AND {column} <> '[]' \
+             HAVING COUNT(*) > 0 \
+             UNION ALL \
+             SELECT window_secs, CAST(UNIX_TIMESTAMP(MAX(window_start)) AS SIGNED) FROM domain_window \
+             WHERE domain = ? AND window_start >= FROM_UNIXTIME(?) AND window_start < FROM_UNIXTIME(?) AND {column} <> '[]' \
+             GROUP BY window_secs ORDER BY 1"
+        );
+        let mut params: Vec<Value> = Vec::with_capacity(6);
+        for _ in 0..2 {
+            params.extend([domain.into(), range.from.into(), range.to.into()]);
+        }
+        self.rows(&sql, params).await?.into_iter().map(|mut row| Ok((take(&mut row, 0)?, take(&mut row, 1)?))).collect()
     }
 
     pub async fn top_clients(&self, domain: &str, metric: &str, window_secs: u32, window_start: i64) -> Result<Vec<TopClient>, DbError> {
-        let sql = "SELECT rank_no, client_ip, requests, bytes FROM top_clients \
-                   WHERE domain = ? AND window_secs = ? AND window_start = FROM_UNIXTIME(?) AND metric = ? ORDER BY rank_no";
-        let params = vec![domain.into(), window_secs.into(), window_start.into(), metric.into()];
-        self.rows(sql, params)
-            .await?
+        let column = ranking_column(metric)?;
+        let (sql, params): (String, Vec<Value>) = if window_secs == 60 {
+            (
+                format!("SELECT {column} FROM domain_minute WHERE domain = ? AND minute_start = FROM_UNIXTIME(?)"),
+                vec![domain.into(), window_start.into()],
+            )
+        } else {
+            (
+                format!("SELECT {column} FROM domain_window WHERE domain = ? AND window_secs = ? AND window_start = FROM_UNIXTIME(?)"),
+                vec![domain.into(), window_secs.into(), window_start.into()],
+            )
+        };
+        let Some(mut row) = self.rows(&sql, params).await?.into_iter().next() else { return Ok(Vec::new()) };
+        let ranking: String = take(&mut row, 0)?;
+        let ranked: Vec<RankedJson> =
+            serde_json::from_str(&ranking).map_err(|e| DbError::Value(format!("{column} of {domain} at {window_start}: {e}")))?;
+        Ok(ranked
             .into_iter()
-            .map(|mut row| {
-                Ok(TopClient {
-                    rank: take(&mut row, 0)?,
-                    client_ip: take(&mut row, 1)?,
-                    requests: take(&mut row, 2)?,
-                    bytes: take(&mut row, 3)?,
-                })
-            })
-            .collect()
+            .zip(1u8..)
+            .map(|(client, rank)| TopClient { rank, client_ip: client.ip, requests: client.requests, bytes: client.bytes })
+            .collect())
     }
 
     /// Alerts open at any moment of `range`, newest first.
@@ -343,6 +361,24 @@ impl Totals {
     /// Share of requests with a 4xx (`class` 4) or 5xx status; `None` without requests.
     pub fn status_rate(&self, class: usize) -> Option<f64> {
         (self.requests > 0).then(|| self.status[class - 1] as f64 / self.requests as f64)
+    }
+}
+
+/// One entry of a `top_by_requests` / `top_by_bytes` JSON column.
+#[derive(serde::Deserialize)]
+struct RankedJson {
+    ip: String,
+    requests: u64,
+    bytes: u64,
+}
+
+/// The window-row column holding the ranking by `metric` (checked, never interpolated as
+/// given).
+fn ranking_column(metric: &str) -> Result<&'static str, DbError> {
+    match metric {
+        "requests" => Ok("top_by_requests"),
+        "bytes" => Ok("top_by_bytes"),
+        other => Err(DbError::Value(format!("no ranking by {other}"))),
     }
 }
 

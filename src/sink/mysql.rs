@@ -3,13 +3,15 @@
 //! forever with capped exponential back-off: while MySQL is down the writing worker blocks,
 //! which holds the dataflow's frontier back instead of dropping or double-applying an epoch.
 //!
-//! Row groups of one window (traffic, clients, latency, peak) change independently, so each
-//! is an upsert of its own columns; the table defaults fill the rest on a first insert.
+//! A window's row arrives whole (`WindowRow`), so each changed row is one upsert with every
+//! column: its traffic, client statistics, percentiles, busiest second, and as JSON its
+//! rankings and (minutes) its requests per status code. One row per window instead of one
+//! per rank and status code is what keeps a backfill's writes near one row per window.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use dataflows::aggregate::{ClientSummary, LatencySummary, RankedClient, Traffic};
+use dataflows::aggregate::{RankedClient, Traffic, WindowRow};
 use dataflows::alert::AlertRow;
 use dataflows::changes::Changes;
 use dataflows::key::DomainWindow;
@@ -117,12 +119,8 @@ impl MysqlWriter {
             let current = current.unwrap_or(0);
             return Err(CommitError::Fenced { mine: self.generation, current, source_name: self.source.clone() });
         }
-        // Traffic first: it creates the rows the other column groups update.
-        self.write_traffic(&mut tx, &batch.traffic).await?;
-        self.write_statuses(&mut tx, &batch.status).await?;
-        self.write_clients(&mut tx, &batch.clients).await?;
-        self.write_latency(&mut tx, &batch.latency).await?;
-        self.write_peaks(&mut tx, &batch.peaks).await?;
+        self.write_windows(&mut tx, &batch.windows).await?;
+        self.write_samples(&mut tx, &batch.samples).await?;
         self.write_abusers(&mut tx, &batch.abusers).await?;
         self.write_rejects(&mut tx, batch).await?;
         self.write_alerts(&mut tx, batch).await?;
@@ -273,113 +271,24 @@ impl MysqlWriter {
         tables
     }
 
-    async fn write_traffic(&self, tx: &mut Transaction<'_>, changes: &Changes<DomainWindow, Traffic>) -> Result<(), CommitError> {
+    /// Minute and sliding window rows: one upsert per changed row, every column.
+    async fn write_windows(&self, tx: &mut Transaction<'_>, changes: &Changes<DomainWindow, WindowRow>) -> Result<(), CommitError> {
         let policy = self.policy;
-        for (table, upserts, deletes) in self.by_table(changes, |key, traffic| {
-            let t = traffic?;
-            let mut values: Vec<Value> = vec![non_negative(t.requests).into(), non_negative(t.bytes).into()];
-            if key.window.kind == WindowKind::Sample5m {
-                return Some(values);
-            }
-            values.extend(t.status_class.iter().map(|c| Value::from(non_negative(*c))));
-            let known = t.cache_known() > 0;
-            values.extend(t.cache.iter().map(|c| if known { Value::from(non_negative(*c)) } else { Value::NULL }));
-            values.push((non_negative(t.bytes) as f64 * 8.0 / policy.length_secs(key.window.kind) as f64).into());
-            Some(values)
+        for (table, upserts, deletes) in self.by_table(changes, |key, row| {
+            Some(window_values(policy.length_secs(key.window.kind), row?, key.window.kind == WindowKind::Minute))
         }) {
-            let value_columns: &[Column] = if table == "domain_bandwidth_5m" {
-                &[Column("bytes", PARAM), Column("requests", PARAM)]
-            } else {
-                &[
-                    Column("requests", PARAM),
-                    Column("bytes", PARAM),
-                    Column("status_1xx", PARAM),
-                    Column("status_2xx", PARAM),
-                    Column("status_3xx", PARAM),
-                    Column("status_4xx", PARAM),
-                    Column("status_5xx", PARAM),
-                    Column("cache_hit", PARAM),
-                    Column("cache_miss", PARAM),
-                    Column("cache_other", PARAM),
-                    Column("avg_bps", PARAM),
-                ]
-            };
-            let upserts = if table == "domain_bandwidth_5m" {
-                // Column order of the sample rows: bytes before requests.
-                upserts.into_iter().map(|mut row| { row.swap(2, 3); row }).collect()
-            } else {
-                upserts
-            };
-            self.upsert(tx, table, Self::key_columns(table), value_columns, upserts).await?;
+            let columns: &[Column] = if table == "domain_minute" { &MINUTE_COLUMNS } else { &MINUTE_COLUMNS[..WINDOW_COLUMNS] };
+            self.upsert(tx, table, Self::key_columns(table), columns, upserts).await?;
             self.delete(tx, table, Self::key_columns(table), deletes).await?;
         }
         Ok(())
     }
 
-    async fn write_statuses(&self, tx: &mut Transaction<'_>, changes: &Changes<(DomainWindow, u16), i64>) -> Result<(), CommitError> {
-        let keys = [Column("domain", PARAM), Column("minute_start", DATETIME), Column("status", PARAM)];
-        let key_values = |(key, status): &(DomainWindow, u16)| vec![Value::from(key.domain.as_str()), key.window.start.into(), (*status).into()];
-        let upserts: Vec<Vec<Value>> = changes.upserts().map(|(k, n)| { let mut row = key_values(k); row.push(non_negative(*n).into()); row }).collect();
-        self.upsert(tx, "domain_status_minute", &keys, &[Column("requests", PARAM)], upserts).await?;
-        self.delete(tx, "domain_status_minute", &keys, changes.deletes().map(key_values).collect()).await
-    }
-
-    async fn write_clients(&self, tx: &mut Transaction<'_>, changes: &Changes<DomainWindow, ClientSummary>) -> Result<(), CommitError> {
-        // distinct_clients on the window row; a vanished summary means no clients left.
-        for (table, upserts, deletes) in self.by_table(changes, |_, summary| Some(vec![summary.map_or(0, |s| s.distinct).into()])) {
-            let mut rows = upserts;
-            rows.extend(deletes.into_iter().map(|mut key| { key.push(0u64.into()); key }));
-            self.upsert(tx, table, Self::key_columns(table), &[Column("distinct_clients", PARAM)], rows).await?;
-        }
-        // Rankings: a window's ranking only grows while it is live (counts only grow), so
-        // upserting its ranks overwrites every rank written before; only a vanished window's
-        // rows are deleted.
-        let keys = [Column("domain", PARAM), Column("window_secs", PARAM), Column("window_start", DATETIME)];
-        let window_key = |key: &DomainWindow| -> Vec<Value> {
-            vec![key.domain.as_str().into(), self.policy.length_secs(key.window.kind).into(), key.window.start.into()]
-        };
-        self.delete(tx, "top_clients", &keys, changes.deletes().map(window_key).collect()).await?;
-        let rows = changes.upserts().flat_map(|(key, summary)| {
-            [("requests", &summary.by_requests), ("bytes", &summary.by_bytes)].into_iter().flat_map(move |(metric, ranking)| {
-                ranking.iter().enumerate().map(move |(rank, client)| {
-                    let mut row = window_key(key);
-                    row.extend([Value::from(metric), Value::from(rank as u64 + 1)]);
-                    row.extend(client_values(client));
-                    row
-                })
-            })
-        });
-        let columns = [Column("metric", PARAM), Column("rank_no", PARAM), Column("client_ip", PARAM), Column("requests", PARAM), Column("bytes", PARAM)];
-        self.upsert(tx, "top_clients", &keys, &columns, rows).await
-    }
-
-    async fn write_latency(&self, tx: &mut Transaction<'_>, changes: &Changes<DomainWindow, LatencySummary>) -> Result<(), CommitError> {
-        let ms = |us: u64| Value::from(us as f64 / 1000.0);
-        for (table, upserts, deletes) in self.by_table(changes, |_, summary| {
-            let summary = summary.cloned().unwrap_or_default();
-            let request = summary.request.map_or([Value::NULL, Value::NULL, Value::NULL], |p| p.map(ms));
-            let mut values: Vec<Value> = request.into();
-            values.push(summary.upstream_p95.map_or(Value::NULL, ms));
-            Some(values)
-        }) {
-            let mut rows = upserts;
-            rows.extend(deletes.into_iter().map(|mut key| { key.extend([Value::NULL, Value::NULL, Value::NULL, Value::NULL]); key }));
-            let columns = [
-                Column("request_time_p50_ms", PARAM),
-                Column("request_time_p95_ms", PARAM),
-                Column("request_time_p99_ms", PARAM),
-                Column("upstream_time_p95_ms", PARAM),
-            ];
-            self.upsert(tx, table, Self::key_columns(table), &columns, rows).await?;
-        }
-        Ok(())
-    }
-
-    async fn write_peaks(&self, tx: &mut Transaction<'_>, changes: &Changes<DomainWindow, u64>) -> Result<(), CommitError> {
-        for (table, upserts, deletes) in self.by_table(changes, |_, peak| Some(vec![(peak.copied().unwrap_or(0) as f64 * 8.0).into()])) {
-            let mut rows = upserts;
-            rows.extend(deletes.into_iter().map(|mut key| { key.push(0.0f64.into()); key }));
-            self.upsert(tx, table, Self::key_columns(table), &[Column("peak_bps", PARAM)], rows).await?;
+    /// Five-minute bandwidth samples.
+    async fn write_samples(&self, tx: &mut Transaction<'_>, changes: &Changes<DomainWindow, Traffic>) -> Result<(), CommitError> {
+        for (table, upserts, deletes) in self.by_table(changes, |_, t| t.map(|t| vec![non_negative(t.bytes).into(), non_negative(t.requests).into()])) {
+            self.upsert(tx, table, Self::key_columns(table), &[Column("bytes", PARAM), Column("requests", PARAM)], upserts).await?;
+            self.delete(tx, table, Self::key_columns(table), deletes).await?;
         }
         Ok(())
     }
@@ -427,6 +336,65 @@ impl Drop for MysqlWriter {
         let pool = self.pool.clone();
         let _ = self.runtime.block_on(pool.disconnect());
     }
+}
+
+/// The value columns of a window row, in `window_values` order; `domain_window` takes the
+/// first `WINDOW_COLUMNS`, `domain_minute` all of them.
+const MINUTE_COLUMNS: [Column; 20] = [
+    Column("requests", PARAM),
+    Column("bytes", PARAM),
+    Column("status_1xx", PARAM),
+    Column("status_2xx", PARAM),
+    Column("status_3xx", PARAM),
+    Column("status_4xx", PARAM),
+    Column("status_5xx", PARAM),
+    Column("cache_hit", PARAM),
+    Column("cache_miss", PARAM),
+    Column("cache_other", PARAM),
+    Column("avg_bps", PARAM),
+    Column("distinct_clients", PARAM),
+    Column("request_time_p50_ms", PARAM),
+    Column("request_time_p95_ms", PARAM),
+    Column("request_time_p99_ms", PARAM),
+    Column("upstream_time_p95_ms", PARAM),
+    Column("peak_bps", PARAM),
+    Column("top_by_requests", PARAM),
+    Column("top_by_bytes", PARAM),
+    Column("statuses", PARAM),
+];
+const WINDOW_COLUMNS: usize = 19;
+
+/// A window row's values for `MINUTE_COLUMNS`, the statuses only `with_statuses`.
+fn window_values(window_secs: u64, row: &WindowRow, with_statuses: bool) -> Vec<Value> {
+    let t = &row.traffic;
+    let mut values: Vec<Value> = Vec::with_capacity(MINUTE_COLUMNS.len());
+    values.push(non_negative(t.requests).into());
+    values.push(non_negative(t.bytes).into());
+    values.extend(t.status_class.iter().map(|c| Value::from(non_negative(*c))));
+    let known = t.cache_known() > 0;
+    values.extend(t.cache.iter().map(|c| if known { Value::from(non_negative(*c)) } else { Value::NULL }));
+    values.push((non_negative(t.bytes) as f64 * 8.0 / window_secs as f64).into());
+    values.push(row.clients.distinct.into());
+    let ms = |us: u64| Value::from(us as f64 / 1000.0);
+    values.extend(row.latency.request.map_or([Value::NULL, Value::NULL, Value::NULL], |p| p.map(ms)));
+    values.push(row.latency.upstream_p95.map_or(Value::NULL, ms));
+    values.push((row.peak_second_bytes as f64 * 8.0).into());
+    values.push(ranking_json(&row.clients.by_requests).into());
+    values.push(ranking_json(&row.clients.by_bytes).into());
+    if with_statuses {
+        values.push(statuses_json(&row.statuses).into());
+    }
+    values
+}
+
+/// `[{"ip":"192.0.2.7","requests":12,"bytes":3456}, ...]`, best first.
+fn ranking_json(ranking: &[RankedClient]) -> String {
+    serde_json::to_string(ranking).expect("a ranking serialises")
+}
+
+/// `[[200,31],[304,5], ...]`, by status code.
+fn statuses_json(statuses: &[(u16, u64)]) -> String {
+    serde_json::to_string(statuses).expect("status counts serialise")
 }
 
 fn client_values(client: &RankedClient) -> [Value; 3] {

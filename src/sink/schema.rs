@@ -181,6 +181,64 @@ Migration {
             PRIMARY KEY (source, domain)
         ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
     ],
+},
+Migration {
+    version: 4,
+    name: "one row per window: rankings and status codes as JSON columns, the old tables as views",
+    // A ranking as 20 rows and a minute's status codes as a row each made a backfill write
+    // about one row per input line; as columns of the window row, every changed window is
+    // one upsert. The old shapes stay readable as views (JSON_TABLE, MariaDB 10.6+).
+    // Each statement may be run again after a failure part way through.
+    statements: &[
+        "ALTER TABLE domain_minute
+            ADD COLUMN IF NOT EXISTS top_by_requests JSON NOT NULL DEFAULT '[]' COMMENT 'top 10 clients by requests, best first: [{ip, requests, bytes}, ...]',
+            ADD COLUMN IF NOT EXISTS top_by_bytes    JSON NOT NULL DEFAULT '[]' COMMENT 'top 10 clients by bytes, best first, as top_by_requests',
+            ADD COLUMN IF NOT EXISTS statuses        JSON NOT NULL DEFAULT '[]' COMMENT 'requests per exact status code, by code: [[code, requests], ...]'",
+        "ALTER TABLE domain_window
+            ADD COLUMN IF NOT EXISTS top_by_requests JSON NOT NULL DEFAULT '[]' COMMENT 'top 10 clients by requests, best first: [{ip, requests, bytes}, ...]',
+            ADD COLUMN IF NOT EXISTS top_by_bytes    JSON NOT NULL DEFAULT '[]' COMMENT 'top 10 clients by bytes, best first, as top_by_requests'",
+        // Rows written before this version move into the new columns.
+        "CREATE TABLE IF NOT EXISTS domain_status_minute (domain VARCHAR(253) NOT NULL, minute_start DATETIME NOT NULL, status SMALLINT UNSIGNED NOT NULL, requests BIGINT UNSIGNED NOT NULL, PRIMARY KEY (domain, minute_start, status))",
+        "UPDATE domain_minute d JOIN (
+            SELECT domain, minute_start, JSON_ARRAYAGG(JSON_ARRAY(status, requests) ORDER BY status) AS statuses
+            FROM domain_status_minute GROUP BY domain, minute_start) s USING (domain, minute_start)
+         SET d.statuses = s.statuses",
+        "CREATE TABLE IF NOT EXISTS top_clients (domain VARCHAR(253) NOT NULL, window_secs INT UNSIGNED NOT NULL, window_start DATETIME NOT NULL, metric ENUM('requests','bytes') NOT NULL, rank_no TINYINT UNSIGNED NOT NULL, client_ip VARCHAR(45) NOT NULL, requests BIGINT UNSIGNED NOT NULL, bytes BIGINT UNSIGNED NOT NULL, PRIMARY KEY (domain, window_secs, window_start, metric, rank_no))",
+        "UPDATE domain_minute d JOIN (
+            SELECT domain, window_start, JSON_ARRAYAGG(JSON_OBJECT('ip', client_ip, 'requests', requests, 'bytes', bytes) ORDER BY rank_no) AS ranking
+            FROM top_clients WHERE window_secs = 60 AND metric = 'requests' GROUP BY domain, window_start) t ON t.domain = d.domain AND t.window_start = d.minute_start
+         SET d.top_by_requests = t.ranking",
+        "UPDATE domain_minute d JOIN (
+            SELECT domain, window_start, JSON_ARRAYAGG(JSON_OBJECT('ip', client_ip, 'requests', requests, 'bytes', bytes) ORDER BY rank_no) AS ranking
+            FROM top_clients WHERE window_secs = 60 AND metric = 'bytes' GROUP BY domain, window_start) t ON t.domain = d.domain AND t.window_start = d.minute_start
+         SET d.top_by_bytes = t.ranking",
+        "UPDATE domain_window w JOIN (
+            SELECT domain, window_secs, window_start, JSON_ARRAYAGG(JSON_OBJECT('ip', client_ip, 'requests', requests, 'bytes', bytes) ORDER BY rank_no) AS ranking
+            FROM top_clients WHERE metric = 'requests' GROUP BY domain, window_secs, window_start) t USING (domain, window_secs, window_start)
+         SET w.top_by_requests = t.ranking",
+        "UPDATE domain_window w JOIN (
+            SELECT domain, window_secs, window_start, JSON_ARRAYAGG(JSON_OBJECT('ip', client_ip, 'requests', requests, 'bytes', bytes) ORDER BY rank_no) AS ranking
+            FROM top_clients WHERE metric = 'bytes' GROUP BY domain, window_secs, window_start) t USING (domain, window_secs, window_start)
+         SET w.top_by_bytes = t.ranking",
+        "DROP TABLE IF EXISTS domain_status_minute",
+        "DROP TABLE IF EXISTS top_clients",
+        "CREATE OR REPLACE VIEW domain_status_minute AS
+            SELECT d.domain, d.minute_start, s.status, s.requests
+            FROM domain_minute d,
+                 JSON_TABLE(d.statuses, '$[*]' COLUMNS (status SMALLINT UNSIGNED PATH '$[0]', requests BIGINT UNSIGNED PATH '$[1]')) s",
+        "CREATE OR REPLACE VIEW top_clients AS
+            SELECT d.domain, 60 AS window_secs, d.minute_start AS window_start, 'requests' AS metric, r.rank_no, r.client_ip, r.requests, r.bytes
+            FROM domain_minute d, JSON_TABLE(d.top_by_requests, '$[*]' COLUMNS (rank_no FOR ORDINALITY, client_ip VARCHAR(45) PATH '$.ip', requests BIGINT UNSIGNED PATH '$.requests', bytes BIGINT UNSIGNED PATH '$.bytes')) r
+            UNION ALL
+            SELECT d.domain, 60, d.minute_start, 'bytes', r.rank_no, r.client_ip, r.requests, r.bytes
+            FROM domain_minute d, JSON_TABLE(d.top_by_bytes, '$[*]' COLUMNS (rank_no FOR ORDINALITY, client_ip VARCHAR(45) PATH '$.ip', requests BIGINT UNSIGNED PATH '$.requests', bytes BIGINT UNSIGNED PATH '$.bytes')) r
+            UNION ALL
+            SELECT w.domain, w.window_secs, w.window_start, 'requests', r.rank_no, r.client_ip, r.requests, r.bytes
+            FROM domain_window w, JSON_TABLE(w.top_by_requests, '$[*]' COLUMNS (rank_no FOR ORDINALITY, client_ip VARCHAR(45) PATH '$.ip', requests BIGINT UNSIGNED PATH '$.requests', bytes BIGINT UNSIGNED PATH '$.bytes')) r
+            UNION ALL
+            SELECT w.domain, w.window_secs, w.window_start, 'bytes', r.rank_no, r.client_ip, r.requests, r.bytes
+            FROM domain_window w, JSON_TABLE(w.top_by_bytes, '$[*]' COLUMNS (rank_no FOR ORDINALITY, client_ip VARCHAR(45) PATH '$.ip', requests BIGINT UNSIGNED PATH '$.requests', bytes BIGINT UNSIGNED PATH '$.bytes')) r",
+    ],
 }];
 
 pub fn latest_version() -> u32 {
