@@ -32,20 +32,45 @@ pub struct Traffic {
     pub cache: [i64; 3],
 }
 
+/// One line's contribution to `Traffic`, worked out once and added to each of the line's
+/// windows (four additions instead of a ten-field sum per window).
+#[derive(Clone, Copy, Debug)]
+pub struct LineTraffic {
+    bytes: i64,
+    status_class: usize,
+    cache: Option<usize>,
+}
+
+impl LineTraffic {
+    pub fn of_hit(hit: &Hit) -> LineTraffic {
+        LineTraffic {
+            bytes: i64::try_from(hit.bytes).unwrap_or(i64::MAX),
+            // Cleaning guarantees 100..=599.
+            status_class: usize::from(hit.status / 100).clamp(1, 5) - 1,
+            cache: match hit.cache {
+                CacheOutcome::Hit => Some(0),
+                CacheOutcome::Miss => Some(1),
+                CacheOutcome::Other => Some(2),
+                CacheOutcome::Unknown => None,
+            },
+        }
+    }
+}
+
 impl Traffic {
     pub fn of_hit(hit: &Hit) -> Traffic {
-        let mut status_class = [0; 5];
-        // Cleaning guarantees 100..=599.
-        let class = usize::from(hit.status / 100).clamp(1, 5) - 1;
-        status_class[class] = 1;
-        let mut cache = [0; 3];
-        match hit.cache {
-            CacheOutcome::Hit => cache[0] = 1,
-            CacheOutcome::Miss => cache[1] = 1,
-            CacheOutcome::Other => cache[2] = 1,
-            CacheOutcome::Unknown => {}
+        let mut traffic = Traffic::default();
+        traffic.add_line(&LineTraffic::of_hit(hit));
+        traffic
+    }
+
+    pub fn add_line(&mut self, line: &LineTraffic) {
+        self.requests += 1;
+        self.bytes += line.bytes;
+        self.status_class[line.status_class] += 1;
+        if let Some(outcome) = line.cache {
+            self.cache[outcome] += 1;
         }
-        Traffic { requests: 1, bytes: i64::try_from(hit.bytes).unwrap_or(i64::MAX), status_class, cache }
     }
 
     pub fn plus(&mut self, rhs: &Traffic) {

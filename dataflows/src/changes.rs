@@ -16,6 +16,7 @@
 use std::collections::BTreeMap;
 
 use differential_dataflow::difference::Monoid;
+use smallvec::SmallVec;
 
 use crate::window::Time;
 
@@ -84,11 +85,11 @@ impl<R: Monoid + Clone + Default> Accumulator for Sum<R> {
 /// Summary outputs: data `(key, value)` with counts; the value is the one present. A key
 /// holds one value at rest and two or three during a change, so a short list compared by
 /// equality beats an ordered map compared field by field.
-pub struct Latest<V>(Vec<(V, i64)>);
+pub struct Latest<V>(SmallVec<[(V, i64); 2]>);
 
 impl<V> Default for Latest<V> {
     fn default() -> Self {
-        Latest(Vec::new())
+        Latest(SmallVec::new())
     }
 }
 

@@ -11,6 +11,7 @@
 
 use std::hash::{BuildHasher, Hasher};
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -125,11 +126,30 @@ pub struct DomainWindow {
     /// FxHash of `domain` (the same in every process).
     domain_hash: u64,
     pub window: Window,
-    pub domain: String,
+    /// Shared with the window engine's name table: a key is cloned for every change it
+    /// leaves with, and a reference count is cheaper than a copy of the name.
+    #[serde(with = "shared_str")]
+    pub domain: Arc<str>,
+}
+
+/// Serde for a shared name: as its text.
+mod shared_str {
+    use std::sync::Arc;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(value: &Arc<str>, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(value)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Arc<str>, D::Error> {
+        String::deserialize(deserializer).map(Arc::from)
+    }
 }
 
 impl DomainWindow {
-    pub fn new(domain: String, window: Window) -> DomainWindow {
+    pub fn new(domain: impl Into<Arc<str>>, window: Window) -> DomainWindow {
+        let domain = domain.into();
         DomainWindow { domain_hash: rustc_hash::FxBuildHasher.hash_one(domain.as_bytes()), window, domain }
     }
 }

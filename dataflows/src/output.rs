@@ -8,6 +8,7 @@
 //! receive, so this is where tests observe the pipeline without a database.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use timely::container::CapacityContainerBuilder;
@@ -51,7 +52,7 @@ pub struct OutputBatch {
     /// The partitions' replay points as of `upto`; `None` for replayed batches.
     pub checkpoint: Option<Checkpoint>,
     /// Minute and sliding window rows, each with all its columns.
-    pub windows: Changes<DomainWindow, WindowRow>,
+    pub windows: Changes<DomainWindow, Arc<WindowRow>>,
     /// Five-minute bandwidth samples.
     pub samples: Changes<DomainWindow, Traffic>,
     pub abusers: Changes<Window, Vec<RankedClient>>,
@@ -95,11 +96,29 @@ impl OutputBatch {
 /// Everything that travels to the closing worker.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 enum Update {
-    Window(DomainWindow, Time, (WindowRow, i64)),
+    Window(DomainWindow, Time, #[serde(with = "shared_row")] (Arc<WindowRow>, i64)),
     Sample(DomainWindow, Time, Traffic),
     Abusers(Window, Time, (Vec<RankedClient>, i64)),
     Reject(RejectRow, Time),
     Progress(i32, PartitionProgress),
+}
+
+/// Serde for a shared row with its count: the row's contents.
+mod shared_row {
+    use std::sync::Arc;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use crate::aggregate::WindowRow;
+
+    pub fn serialize<S: Serializer>(value: &(Arc<WindowRow>, i64), serializer: S) -> Result<S::Ok, S::Error> {
+        (&*value.0, value.1).serialize(serializer)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<(Arc<WindowRow>, i64), D::Error> {
+        let (row, count) = <(WindowRow, i64)>::deserialize(deserializer)?;
+        Ok((Arc::new(row), count))
+    }
 }
 
 type Retire<K> = Box<dyn Fn(&K) -> Time>;
@@ -107,7 +126,7 @@ type Retire<K> = Box<dyn Fn(&K) -> Time>;
 /// The closing worker's state: absolute values of live keys, rejects and partition progress
 /// waiting for their epochs to close.
 struct EpochCloser {
-    windows: Materializer<DomainWindow, Latest<WindowRow>, Retire<DomainWindow>>,
+    windows: Materializer<DomainWindow, Latest<Arc<WindowRow>>, Retire<DomainWindow>>,
     samples: Materializer<DomainWindow, Sum<Traffic>, Retire<DomainWindow>>,
     abusers: Materializer<Window, Latest<Vec<RankedClient>>, Retire<Window>>,
     rejects: BTreeMap<Time, Vec<RejectRow>>,

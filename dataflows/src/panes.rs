@@ -27,6 +27,7 @@
 
 use std::collections::VecDeque;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use rustc_hash::{FxHashMap, FxHashSet};
 use smallvec::SmallVec;
@@ -34,17 +35,18 @@ use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::StreamVec;
 
 use crate::frontier::{self, Stage};
-use crate::aggregate::{latency_bucket, latency_summary, ClientSummary, LatencySummary, Traffic, WindowRow, TOP_CLIENTS};
+use crate::aggregate::{latency_bucket, latency_summary, ClientSummary, LatencySummary, LineTraffic, Traffic, WindowRow, TOP_CLIENTS};
 use crate::ingest::Ingested;
 use crate::key::{DomainKey, DomainWindow, Hit};
 use crate::topk::{RankBy, TopK};
 use crate::window::{Time, Window, WindowKind, WindowPolicy, SAMPLE_SECS};
 
 /// A change to one output row, as a differential update: `(data, time, diff)`.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum WindowChange {
     /// A minute or sliding window's row, replaced whole: `(old, -1)` and `(new, +1)`.
-    Row((DomainWindow, WindowRow), Time, isize),
+    /// Shared, so the retraction of a row and the copy the engine keeps cost no copies.
+    Row((DomainWindow, Arc<WindowRow>), Time, isize),
     /// A five-minute sample's traffic totals, additive: the diff is the change.
     Sample(DomainWindow, Time, Traffic),
 }
@@ -58,22 +60,68 @@ impl Histogram {
         let bucket = latency_bucket(micros);
         match self.0.binary_search_by_key(&bucket, |(b, _)| *b) {
             Ok(at) => self.0[at].1 += 1,
-            Err(at) => self.0.insert(at, (bucket, 1)),
+            Err(at) => {
+                if self.0.capacity() == 0 {
+                    // A minute of a busy domain fills a few dozen buckets.
+                    self.0.reserve(16);
+                }
+                self.0.insert(at, (bucket, 1))
+            }
         }
     }
 
-    /// The sum of several histograms.
-    fn merged<'a>(parts: impl Iterator<Item = &'a Histogram>) -> Vec<(u16, i64)> {
-        let mut all: Vec<(u16, i64)> = parts.flat_map(|h| h.0.iter().copied()).collect();
-        all.sort_unstable_by_key(|(bucket, _)| *bucket);
-        all.dedup_by(|later, kept| {
-            let same = later.0 == kept.0;
-            if same {
-                kept.1 += later.1;
+    /// The sum of several histograms, into `sum` (cleared first). Each is sorted, so a
+    /// linear merge per part does it without sorting; `spare` is the merge's second buffer.
+    /// Both are reused across windows: assembling a window's percentiles allocates nothing.
+    fn merge_into<'a>(parts: impl Iterator<Item = &'a Histogram>, sum: &mut Vec<(u16, i64)>, spare: &mut Vec<(u16, i64)>) {
+        sum.clear();
+        for part in parts {
+            let b = &part.0[..];
+            if sum.is_empty() {
+                sum.extend_from_slice(b);
+                continue;
             }
-            same
-        });
-        all
+            spare.clear();
+            let a = &sum[..];
+            let (mut i, mut j) = (0, 0);
+            while i < a.len() && j < b.len() {
+                match a[i].0.cmp(&b[j].0) {
+                    std::cmp::Ordering::Less => {
+                        spare.push(a[i]);
+                        i += 1;
+                    }
+                    std::cmp::Ordering::Greater => {
+                        spare.push(b[j]);
+                        j += 1;
+                    }
+                    std::cmp::Ordering::Equal => {
+                        spare.push((a[i].0, a[i].1 + b[j].1));
+                        i += 1;
+                        j += 1;
+                    }
+                }
+            }
+            spare.extend_from_slice(&a[i..]);
+            spare.extend_from_slice(&b[j..]);
+            std::mem::swap(sum, spare);
+        }
+    }
+}
+
+/// Buffers for assembling a window's latency histograms from its minutes.
+#[derive(Default)]
+struct MergeScratch {
+    request: Vec<(u16, i64)>,
+    upstream: Vec<(u16, i64)>,
+    spare: Vec<(u16, i64)>,
+}
+
+impl MergeScratch {
+    /// The percentiles of the minutes `panes` together.
+    fn latency<'a>(&mut self, panes: impl Iterator<Item = &'a Slot> + Clone) -> LatencySummary {
+        Histogram::merge_into(panes.clone().map(|s| &s.request_times), &mut self.request, &mut self.spare);
+        Histogram::merge_into(panes.map(|s| &s.upstream_times), &mut self.upstream, &mut self.spare);
+        latency_summary(&self.request, &self.upstream)
     }
 }
 
@@ -87,7 +135,7 @@ struct WindowStats {
     peak_second_bytes: u64,
     dirty: Dirty,
     /// The row last emitted: what the next change retracts.
-    emitted: Option<WindowRow>,
+    emitted: Option<Arc<WindowRow>>,
 }
 
 /// A five-minute billing sample: traffic totals only.
@@ -164,10 +212,11 @@ pub struct DomainPanes {
     /// Per domain: the start of the first slot, and the slots.
     domains: FxHashMap<DomainKey, (u64, VecDeque<Slot>)>,
     clients: FxHashMap<(DomainKey, IpAddr), ClientMinutes>,
-    names: FxHashMap<DomainKey, Box<str>>,
+    names: FxHashMap<DomainKey, Arc<str>>,
     /// Windows changed since the last emission: (domain, slot start).
     dirty: Vec<(DomainKey, u64)>,
     dirty_set: FxHashSet<(DomainKey, u64)>,
+    scratch: MergeScratch,
     /// Names that clashed with another name's key (see `key`): two domains' lines share
     /// state. Logged at ERROR when it happens (a broken invariant, not bad input).
     name_conflicts: u64,
@@ -182,6 +231,7 @@ impl DomainPanes {
             names: FxHashMap::default(),
             dirty: Vec::new(),
             dirty_set: FxHashSet::default(),
+            scratch: MergeScratch::default(),
             name_conflicts: 0,
         }
     }
@@ -262,7 +312,7 @@ impl DomainPanes {
                 (1, hit.bytes)
             }
         };
-        let traffic = Traffic::of_hit(hit);
+        let traffic = LineTraffic::of_hit(hit);
         let pane = &mut slots[index];
         if minute_requests == 1 {
             pane.clients.push(hit.client);
@@ -308,7 +358,7 @@ impl DomainPanes {
         let sample_start = minute - minute % SAMPLE_SECS;
         let at = ((sample_start - *base) / 60) as usize;
         if let Some(sample) = slots[at].sample.as_mut() {
-            sample.traffic.plus(&traffic);
+            sample.traffic.add_line(&traffic);
             if sample.dirty.mark(hit.stamp) {
                 note_dirty(sample_start);
             }
@@ -330,14 +380,12 @@ impl DomainPanes {
             let Some((base, slots)) = self.domains.get_mut(&domain) else { continue };
             let Some(index) = start.checked_sub(*base).map(|d| (d / 60) as usize).filter(|i| *i < slots.len()) else { continue };
             // The latency of a window is assembled from its minutes' histograms.
-            let latency_of = |minutes: usize| {
-                let panes = || slots.range(index..(index + minutes).min(slots.len()));
-                latency_summary(&Histogram::merged(panes().map(|s| &s.request_times)), &Histogram::merged(panes().map(|s| &s.upstream_times)))
-            };
+            let scratch = &mut self.scratch;
+            let mut latency_of = |minutes: usize| scratch.latency(slots.range(index..(index + minutes).min(slots.len())));
             let minute_latency = slot_dirty(&slots[index].minute).then(|| latency_of(1));
             let sliding_latency = slots[index].sliding.as_ref().filter(|s| slot_dirty(s)).map(|_| latency_of((sliding_secs / 60) as usize));
             let slot = &mut slots[index];
-            let key = |kind: WindowKind| DomainWindow::new(name.to_string(), Window { kind, start });
+            let key = |kind: WindowKind| DomainWindow::new(Arc::clone(name), Window { kind, start });
             if let Some(latency) = minute_latency {
                 emit_row(&mut slot.minute, key(WindowKind::Minute), latency, slot.statuses.clone(), out);
             }
@@ -398,8 +446,8 @@ impl DomainPanes {
 }
 
 /// Adds a line to a window whose client now totals `requests` and `bytes` in it.
-fn add_line(stats: &mut WindowStats, hit: &Hit, traffic: &Traffic, requests: u64, bytes: u64, second_bytes: u64) {
-    stats.traffic.plus(traffic);
+fn add_line(stats: &mut WindowStats, hit: &Hit, traffic: &LineTraffic, requests: u64, bytes: u64, second_bytes: u64) {
+    stats.traffic.add_line(traffic);
     if requests == 1 {
         stats.distinct += 1;
     }
@@ -411,20 +459,20 @@ fn add_line(stats: &mut WindowStats, hit: &Hit, traffic: &Traffic, requests: u64
 /// Emits a window's row if it changed since its last emission, at its latest dirty stamp.
 fn emit_row(stats: &mut WindowStats, key: DomainWindow, latency: LatencySummary, statuses: Vec<(u16, u64)>, out: &mut Vec<WindowChange>) {
     let Some(stamp) = stats.dirty.take() else { return };
-    let row = WindowRow {
+    let row = Arc::new(WindowRow {
         traffic: stats.traffic,
         clients: ClientSummary { distinct: stats.distinct, by_requests: stats.by_requests.ranked().to_vec(), by_bytes: stats.by_bytes.ranked().to_vec() },
         latency,
         peak_second_bytes: stats.peak_second_bytes,
         statuses,
-    };
+    });
     if stats.emitted.as_ref() == Some(&row) {
         return;
     }
     if let Some(old) = stats.emitted.take() {
         out.push(WindowChange::Row((key.clone(), old), stamp, -1));
     }
-    out.push(WindowChange::Row((key, row.clone()), stamp, 1));
+    out.push(WindowChange::Row((key, Arc::clone(&row)), stamp, 1));
     stats.emitted = Some(row);
 }
 
@@ -503,7 +551,7 @@ mod tests {
     /// Folds emitted changes into final values per key, as the closing stage does.
     #[derive(Default)]
     struct Tables {
-        rows: BTreeMap<DomainWindow, BTreeMap<WindowRow, isize>>,
+        rows: BTreeMap<DomainWindow, BTreeMap<Arc<WindowRow>, isize>>,
         samples: BTreeMap<DomainWindow, Traffic>,
     }
 
@@ -524,7 +572,7 @@ mod tests {
         }
 
         fn statuses(&self) -> BTreeMap<(DomainWindow, u16), i64> {
-            let per_key = self.rows.iter().flat_map(|(k, v)| present(v).statuses.into_iter().map(move |(code, n)| ((k.clone(), code), n as i64)));
+            let per_key = self.rows.iter().flat_map(|(k, v)| present(v).statuses.clone().into_iter().map(move |(code, n)| ((k.clone(), code), n as i64)));
             per_key.collect()
         }
     }
@@ -534,6 +582,22 @@ mod tests {
         assert_eq!(live.len(), 1, "one present value per key");
         assert_eq!(values.values().filter(|c| **c != 0).sum::<isize>(), 1);
         live[0].clone()
+    }
+
+    #[test]
+    fn merged_histograms_add_up_bucket_by_bucket() {
+        let times = [5u32, 900, 5, 70_000, 900, 1, 5, 250_000, 901, 0];
+        let mut parts = vec![Histogram::default(); 3];
+        let mut expected = Histogram::default();
+        for (i, us) in times.into_iter().enumerate() {
+            parts[i % 3].add(us);
+            expected.add(us);
+        }
+        let (mut sum, mut spare) = (vec![(7, 7)], Vec::new());
+        Histogram::merge_into(parts.iter(), &mut sum, &mut spare);
+        assert_eq!(sum, expected.0);
+        Histogram::merge_into(parts[..1].iter(), &mut sum, &mut spare);
+        assert_eq!(sum, parts[0].0, "a single part is itself; the buffer is reused");
     }
 
     #[test]

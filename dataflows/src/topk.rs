@@ -49,22 +49,29 @@ impl TopK {
         if self.ranked.len() >= k && self.ranked.last().is_some_and(|last| Self::metric(by, &client) < Self::metric(by, last)) {
             return false;
         }
-        if let Some(at) = self.ranked.iter().position(|c| c.ip == ip) {
-            if self.ranked[at] == client {
-                return false;
-            }
-            self.ranked.remove(at);
-        } else if self.ranked.len() >= k {
-            // Full: only a client that beats the last one enters.
-            match self.ranked.last() {
-                Some(last) if Self::before(by, &client, last) => {
-                    self.ranked.pop();
-                }
+        // The slot the client moves up from: its own, the last one's (which it displaces),
+        // or a new one at the end.
+        let from = match self.ranked.iter().position(|c| c.ip == ip) {
+            Some(at) if self.ranked[at] == client => return false,
+            Some(at) => at,
+            None if self.ranked.len() >= k => match self.ranked.last() {
+                Some(last) if Self::before(by, &client, last) => self.ranked.len() - 1,
                 _ => return false,
+            },
+            None => {
+                if self.ranked.capacity() == 0 {
+                    // One allocation for the ranking's whole life instead of one per doubling.
+                    self.ranked.reserve_exact(k);
+                }
+                self.ranked.push(client.clone());
+                self.ranked.len() - 1
             }
-        }
-        let at = self.ranked.iter().position(|c| Self::before(by, &client, c)).unwrap_or(self.ranked.len());
-        self.ranked.insert(at, client);
+        };
+        // Totals only grow, so the client's place is at or before `from`: shift the clients
+        // between down by one instead of removing and re-inserting.
+        let to = self.ranked[..from].iter().position(|c| Self::before(by, &client, c)).unwrap_or(from);
+        self.ranked[to..=from].rotate_right(1);
+        self.ranked[to] = client;
         true
     }
 

@@ -371,7 +371,7 @@ type RejectKey = (i32, i64, RejectReason);
 #[derive(Default)]
 struct Tables {
     /// As the batches carry them: whole rows of minute and sliding windows, and samples.
-    windows: BTreeMap<DomainWindow, WindowRow>,
+    windows: BTreeMap<DomainWindow, Arc<WindowRow>>,
     samples: BTreeMap<DomainWindow, Traffic>,
     /// The series compared with the reference, taken from the rows and samples.
     traffic: BTreeMap<DomainWindow, Traffic>,

@@ -9,6 +9,7 @@
 //! per rank and status code is what keeps a backfill's writes near one row per window.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use dataflows::aggregate::{RankedClient, Traffic, WindowRow};
@@ -231,11 +232,11 @@ impl MysqlWriter {
     fn window_row(&self, key: &DomainWindow) -> (&'static str, Vec<Value>) {
         let w = &key.window;
         match w.kind {
-            WindowKind::Minute => ("domain_minute", vec![key.domain.as_str().into(), w.start.into()]),
+            WindowKind::Minute => ("domain_minute", vec![(&*key.domain).into(), w.start.into()]),
             WindowKind::Sliding => {
-                ("domain_window", vec![key.domain.as_str().into(), self.policy.length_secs(w.kind).into(), w.start.into()])
+                ("domain_window", vec![(&*key.domain).into(), self.policy.length_secs(w.kind).into(), w.start.into()])
             }
-            WindowKind::Sample5m => ("domain_bandwidth_5m", vec![key.domain.as_str().into(), w.start.into()]),
+            WindowKind::Sample5m => ("domain_bandwidth_5m", vec![(&*key.domain).into(), w.start.into()]),
         }
     }
 
@@ -272,7 +273,7 @@ impl MysqlWriter {
     }
 
     /// Minute and sliding window rows: one upsert per changed row, every column.
-    async fn write_windows(&self, tx: &mut Transaction<'_>, changes: &Changes<DomainWindow, WindowRow>) -> Result<(), CommitError> {
+    async fn write_windows(&self, tx: &mut Transaction<'_>, changes: &Changes<DomainWindow, Arc<WindowRow>>) -> Result<(), CommitError> {
         let policy = self.policy;
         for (table, upserts, deletes) in self.by_table(changes, |key, row| {
             Some(window_values(policy.length_secs(key.window.kind), row?, key.window.kind == WindowKind::Minute))
