@@ -27,18 +27,16 @@ pub struct MysqlDeliveryLog {
 const LAST_ERROR_CHARS: usize = 255;
 
 impl DeliveryLog for MysqlDeliveryLog {
-    fn was_delivered(&self, key: &NotificationKey) -> impl Future<Output = Result<bool, NotifyError>> + Send {
-        async move {
-            let mut conn = self.pool.get_conn().await?;
-            let delivered: Option<bool> = conn
-                .exec_first(
-                    "SELECT delivered_at IS NOT NULL FROM alert_notifications \
-                     WHERE domain = ? AND kind = ? AND opened_minute = ? AND event = ?",
-                    (key.domain.as_str(), key.kind, datetime(key.opened_minute)?, key.event.as_str()),
-                )
-                .await?;
-            Ok(delivered.unwrap_or(false))
-        }
+    async fn was_delivered(&self, key: &NotificationKey) -> Result<bool, NotifyError> {
+        let mut conn = self.pool.get_conn().await?;
+        let delivered: Option<bool> = conn
+            .exec_first(
+                "SELECT delivered_at IS NOT NULL FROM alert_notifications \
+                 WHERE domain = ? AND kind = ? AND opened_minute = ? AND event = ?",
+                (key.domain.as_str(), key.kind, datetime(key.opened_minute)?, key.event.as_str()),
+            )
+            .await?;
+        Ok(delivered.unwrap_or(false))
     }
 
     fn record_attempt(&self, key: &NotificationKey, result: &Result<(), String>) -> impl Future<Output = Result<(), NotifyError>> + Send {
