@@ -4,9 +4,9 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context};
 use dataflows::alert::AlertStage;
 use dataflows::ingest::Ingest;
 use dataflows::{output, pipeline};
@@ -16,8 +16,10 @@ use timely::dataflow::operators::Probe;
 use tracing::{error, info};
 
 use crate::config::Settings;
-use crate::sink::{self, SinkSettings, SinkTarget};
-use crate::source::file::{BlockReader, FileReader, FILE_PARTITION};
+use crate::sink::checkpoint::CheckpointError;
+use crate::sink::schema::SchemaError;
+use crate::sink::{self, SinkError, SinkSettings, SinkTarget};
+use crate::source::file::{BlockReader, FileReader, FileSourceError, FILE_PARTITION};
 use crate::source::kafka::{check_retention, partition_count, partitions_for, KafkaReader, KafkaSourceError};
 use crate::source::{ingest_source, Pacing, ReadStatus, Reader, STOP};
 use crate::telemetry::METRICS;
@@ -41,6 +43,56 @@ impl SourceSpec {
     }
 }
 
+/// Why a run failed; `main` decides the exit status from it (README).
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    #[error("invalid cluster flags: {0}")]
+    Cluster(ClusterError),
+    #[error("starting the runtime: {0}")]
+    Runtime(std::io::Error),
+    #[error("checking the schema at {url}: {error}")]
+    Schema { url: String, error: SchemaError },
+    #[error("reading topic metadata: {0}")]
+    Topic(KafkaSourceError),
+    #[error("reading the checkpoints: {0}")]
+    Checkpoints(CheckpointError),
+    #[error("checking the checkpoints against retention: {0}")]
+    Retention(KafkaSourceError),
+    /// Timely reports start-up failures as text.
+    #[error("starting timely: {0}")]
+    Timely(String),
+    /// The sink stopped the job (fenced out, or a batch it cannot write).
+    #[error(transparent)]
+    Sink(SinkError),
+    #[error("job failed: {}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Workers(Vec<WorkerError>),
+}
+
+/// A worker that could not do its part.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    #[error("worker {worker}: {error}")]
+    Kafka { worker: usize, error: KafkaSourceError },
+    #[error("worker {worker}: {error}")]
+    File { worker: usize, error: FileSourceError },
+    /// Timely hands over a panicked worker's message as text.
+    #[error("a worker thread panicked: {0}")]
+    Panicked(String),
+}
+
+/// Cluster flags that do not describe a cluster.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    #[error("-w must be at least 1")]
+    NoWorkers,
+    #[error("-p {process} is out of range for -n {processes}")]
+    ProcessOutOfRange { process: usize, processes: usize },
+    #[error("reading hostfile {}: {error}", .path.display())]
+    Hostfile { path: PathBuf, error: std::io::Error },
+    #[error("hostfile lists {listed} addresses for -n {processes}")]
+    HostCount { listed: usize, processes: usize },
+}
+
 /// Timely cluster shape: `-w` workers per process, `-n` processes, `-p` this process's index,
 /// `-h` a hostfile with one `host:port` per process.
 #[derive(Clone, Debug)]
@@ -52,25 +104,25 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    fn timely_config(&self) -> anyhow::Result<timely::Config> {
+    fn timely_config(&self) -> Result<timely::Config, ClusterError> {
         if self.workers == 0 {
-            bail!("-w must be at least 1");
+            return Err(ClusterError::NoWorkers);
         }
         if self.processes <= 1 {
             return Ok(timely::Config::process(self.workers));
         }
         if self.process >= self.processes {
-            bail!("-p {} is out of range for -n {}", self.process, self.processes);
+            return Err(ClusterError::ProcessOutOfRange { process: self.process, processes: self.processes });
         }
         let addresses = match &self.hostfile {
             Some(path) => {
-                let text = std::fs::read_to_string(path).with_context(|| format!("reading hostfile {}", path.display()))?;
+                let text = std::fs::read_to_string(path).map_err(|error| ClusterError::Hostfile { path: path.clone(), error })?;
                 text.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect::<Vec<_>>()
             }
             None => (0..self.processes).map(|i| format!("127.0.0.1:{}", 2101 + i)).collect(),
         };
         if addresses.len() != self.processes {
-            bail!("hostfile lists {} addresses for -n {}", addresses.len(), self.processes);
+            return Err(ClusterError::HostCount { listed: addresses.len(), processes: self.processes });
         }
         Ok(timely::Config {
             communication: timely::CommunicationConfig::Cluster {
@@ -127,14 +179,17 @@ impl Reader for AnyReader {
     }
 }
 
-pub fn run(settings: Settings, options: RunOptions) -> anyhow::Result<RunSummary> {
+/// Runs the job until its input is finished (or forever). A sink error returns at once,
+/// without waiting for the workers: the process is about to exit with it (fail-stop, as
+/// timely is), and the last committed checkpoint is where the next start resumes.
+pub fn run(settings: Settings, options: RunOptions) -> Result<RunSummary, JobError> {
     let started = Instant::now();
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(JobError::Runtime)?;
     let to_mysql = options.sink == SinkTarget::Mysql;
     if to_mysql {
         runtime
             .block_on(sink::schema::check(&settings.mysql.url))
-            .with_context(|| format!("checking the schema at {}", redact(&settings.mysql.url)))?;
+            .map_err(|error| JobError::Schema { url: redact(&settings.mysql.url), error })?;
     }
     let (partitions, source_name) = match &options.source {
         SourceSpec::Kafka => {
@@ -146,7 +201,7 @@ pub fn run(settings: Settings, options: RunOptions) -> anyhow::Result<RunSummary
                         info!(topic = %settings.kafka.topic, "waiting for the topic to exist");
                         std::thread::sleep(Duration::from_secs(1));
                     }
-                    other => break other.context("reading topic metadata")?,
+                    other => break other.map_err(JobError::Topic)?,
                 }
             };
             info!(topic = %settings.kafka.topic, partitions = count, "kafka topic found");
@@ -159,17 +214,18 @@ pub fn run(settings: Settings, options: RunOptions) -> anyhow::Result<RunSummary
     // Commits come from worker 0, in process 0: only that process takes a new generation.
     let writes = options.cluster.process == 0;
     let resume = if to_mysql {
-        runtime.block_on(sink::checkpoint::take_over(&settings.mysql.url, &source_name, writes, replayable)).context("reading the checkpoints")?
+        runtime.block_on(sink::checkpoint::take_over(&settings.mysql.url, &source_name, writes, replayable)).map_err(JobError::Checkpoints)?
     } else {
         Default::default()
     };
     let mut replay_from: BTreeMap<i32, i64> =
         resume.partitions.iter().filter_map(|(&p, c)| c.replay.offset.map(|o| (p, o))).collect();
     if replayable && !replay_from.is_empty() {
-        check_retention(&settings.kafka, &mut replay_from, options.accept_data_loss).context("checking the checkpoints against retention")?;
+        check_retention(&settings.kafka, &mut replay_from, options.accept_data_loss).map_err(JobError::Retention)?;
     }
     install_stop_signals();
-    let timely_config = options.cluster.timely_config()?;
+    let timely_config = options.cluster.timely_config().map_err(JobError::Cluster)?;
+    let (failures, sink_failures) = mpsc::channel::<SinkError>();
     let sink_settings = SinkSettings {
         target: options.sink,
         mysql_url: settings.mysql.url.clone(),
@@ -178,8 +234,9 @@ pub fn run(settings: Settings, options: RunOptions) -> anyhow::Result<RunSummary
         policy: settings.window,
         notify: settings.notify.clone(),
         generation: resume.generation,
+        failures,
     };
-    let guards = timely::execute(timely_config, move |worker| -> Result<(), String> {
+    let guards = timely::execute(timely_config, move |worker| -> Result<(), WorkerError> {
         let index = worker.index();
         let peers = worker.peers();
         let mut ingest = Ingest::new(settings.decoder(), settings.window).with_resend_horizon(settings.kafka.resend_horizon_secs);
@@ -203,8 +260,8 @@ pub fn run(settings: Settings, options: RunOptions) -> anyhow::Result<RunSummary
                 }
                 match KafkaReader::new(&settings.kafka, &starts, options.exit_at_end) {
                     Ok(reader) => AnyReader::Kafka(reader),
-                    Err(err) => {
-                        failure = Some(format!("worker {index}: {err}"));
+                    Err(error) => {
+                        failure = Some(WorkerError::Kafka { worker: index, error });
                         AnyReader::Nothing
                     }
                 }
@@ -220,14 +277,14 @@ pub fn run(settings: Settings, options: RunOptions) -> anyhow::Result<RunSummary
                         ingest.add_partition(FILE_PARTITION, PartitionClock::default());
                         AnyReader::File(reader)
                     }
-                    Err(err) => {
-                        failure = Some(err.to_string());
+                    Err(error) => {
+                        failure = Some(WorkerError::File { worker: index, error });
                         AnyReader::Nothing
                     }
                 },
                 Ok(_) => AnyReader::Nothing,
-                Err(err) => {
-                    failure = Some(err.to_string());
+                Err(error) => {
+                    failure = Some(WorkerError::File { worker: index, error });
                     AnyReader::Nothing
                 }
             },
@@ -251,16 +308,41 @@ pub fn run(settings: Settings, options: RunOptions) -> anyhow::Result<RunSummary
         while worker.step_or_park(Some(Duration::from_millis(100))) {}
         failure.map_or(Ok(()), Err)
     })
-    .map_err(|err| anyhow::anyhow!("starting timely: {err}"))?;
-    let mut failures = Vec::new();
-    for result in guards.join() {
-        match result {
-            Ok(Ok(())) => {}
-            Ok(Err(err)) | Err(err) => failures.push(err),
-        }
+    .map_err(JobError::Timely)?;
+    // The workers are joined on a thread of their own so that a sink error, which leaves
+    // them running, is seen at once.
+    let (joined, workers_done) = mpsc::channel();
+    let joiner = std::thread::Builder::new().name("join-workers".into()).spawn(move || {
+        let _ = joined.send(guards.join());
+    });
+    if let Err(err) = joiner {
+        return Err(JobError::Workers(vec![WorkerError::Panicked(format!("cannot wait for the workers: {err}"))]));
     }
+    let results = loop {
+        if let Ok(err) = sink_failures.try_recv() {
+            return Err(JobError::Sink(err));
+        }
+        match workers_done.recv_timeout(Duration::from_millis(50)) {
+            Ok(results) => break results,
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                break vec![Err("the thread joining the workers ended without an answer".to_string())];
+            }
+        }
+    };
+    if let Ok(err) = sink_failures.try_recv() {
+        return Err(JobError::Sink(err));
+    }
+    let failures: Vec<WorkerError> = results
+        .into_iter()
+        .filter_map(|result| match result {
+            Ok(Ok(())) => None,
+            Ok(Err(err)) => Some(err),
+            Err(panic) => Some(WorkerError::Panicked(panic)),
+        })
+        .collect();
     if !failures.is_empty() {
-        bail!("job failed: {}", failures.join("; "));
+        return Err(JobError::Workers(failures));
     }
     let summary = RunSummary {
         messages: METRICS.messages.get(),
@@ -336,10 +418,31 @@ mod tests {
     }
 
     #[test]
+    fn a_source_that_cannot_open_is_a_typed_worker_failure() {
+        let settings = Settings::load(None, Vec::new()).expect("defaults validate");
+        let missing = tempfile::tempdir().unwrap().path().join("missing.log");
+        let options = RunOptions {
+            source: SourceSpec::File(missing),
+            cluster: Cluster { workers: 1, processes: 1, process: 0, hostfile: None },
+            exit_at_end: false,
+            accept_data_loss: false,
+            sink: SinkTarget::Null,
+        };
+        match run(settings, options) {
+            Err(JobError::Workers(failures)) => {
+                assert!(matches!(failures.as_slice(), [WorkerError::File { worker: 0, error: FileSourceError::Open { .. } }]), "{failures:?}")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
     fn cluster_flags_become_timely_configs() {
         let single = Cluster { workers: 2, processes: 1, process: 0, hostfile: None };
         assert!(matches!(single.timely_config().unwrap().communication, timely::CommunicationConfig::Process(2)));
         let bad = Cluster { workers: 2, processes: 2, process: 2, hostfile: None };
-        assert!(bad.timely_config().is_err());
+        assert!(matches!(bad.timely_config(), Err(ClusterError::ProcessOutOfRange { process: 2, processes: 2 })));
+        let none = Cluster { workers: 0, ..single };
+        assert!(matches!(none.timely_config(), Err(ClusterError::NoWorkers)));
     }
 }

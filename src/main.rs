@@ -11,8 +11,8 @@ use edgeflow::billing::{self, Month, Proration, Scope};
 use edgeflow::config::Settings;
 use edgeflow::gen::output::{self, GenRun, GenTarget};
 use edgeflow::gen::{GenConfig, OutputFormat};
-use edgeflow::job::{self, Cluster, RunOptions, SourceSpec};
-use edgeflow::sink::SinkTarget;
+use edgeflow::job::{self, Cluster, JobError, RunOptions, SourceSpec};
+use edgeflow::sink::{SinkError, SinkTarget};
 use edgeflow::sink::schema;
 use edgeflow::telemetry;
 
@@ -142,14 +142,28 @@ enum Command {
     },
 }
 
+/// Exit status of an instance fenced out by a newer one (README): `EX_TEMPFAIL`, so a
+/// supervisor can tell "another instance owns the job" from a failure.
+const FENCED_EXIT_CODE: u8 = 75;
+
 fn main() -> ExitCode {
     telemetry::init_logging();
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("edgeflow: {err:#}");
-            ExitCode::FAILURE
+            // Returning from `main` ends the process even while worker threads still run
+            // (a stopped sink leaves them).
+            ExitCode::from(exit_status(&err))
         }
+    }
+}
+
+/// The exit status for `err`: 75 when fenced out, 1 for anything else.
+fn exit_status(err: &anyhow::Error) -> u8 {
+    match err.downcast_ref::<JobError>() {
+        Some(JobError::Sink(SinkError::Fenced(_))) => FENCED_EXIT_CODE,
+        _ => 1,
     }
 }
 
@@ -227,5 +241,22 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use edgeflow::sink::mysql::CommitError;
+
+    use super::*;
+
+    #[test]
+    fn a_fenced_sink_exits_75_and_every_other_failure_1() {
+        let fenced = CommitError::Fenced { mine: 3, current: 4, source_name: "kafka:access".into() };
+        let err = anyhow::Error::from(JobError::Sink(SinkError::from(fenced))).context("running the job");
+        assert_eq!(exit_status(&err), 75);
+        assert!(format!("{err:#}").contains("fenced"), "{err:#}");
+        assert_eq!(exit_status(&anyhow::Error::from(JobError::Sink(SinkError::WriterGone))), 1);
+        assert_eq!(exit_status(&anyhow::anyhow!("--out must be `file:PATH`")), 1);
     }
 }

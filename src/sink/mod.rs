@@ -7,6 +7,11 @@
 //! progress commit together. The operator's capability is the committed frontier: it moves
 //! only when a commit is acknowledged, which is what back-pressure and exactly-once rely on.
 //! With `SinkTarget::Null` batches are acknowledged without writing (for benchmarks).
+//!
+//! A commit that must not be retried (fenced out by a newer instance, a batch that cannot be
+//! written) stops the sink: it sends a [`SinkError`] to `SinkSettings::failures`, commits
+//! nothing more and holds the committed frontier where it is; `job::run` returns the error
+//! and `main` turns it into the exit status.
 
 pub mod checkpoint;
 pub mod datetime;
@@ -50,6 +55,35 @@ pub struct SinkSettings {
     pub notify: NotifyConfig,
     /// This instance's generation (see `checkpoint::take_over`).
     pub generation: u64,
+    /// Where the sink reports the error that stopped it (see the module doc).
+    pub failures: mpsc::Sender<SinkError>,
+}
+
+/// Why the sink stopped: nothing after the last acknowledged commit was written.
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    /// A newer instance took the job over (`job_state.generation` moved on).
+    #[error(transparent)]
+    Fenced(CommitError),
+    /// Retrying cannot help and skipping would lose the batch.
+    // Causes are in the messages, not chained as sources: logs show them whole.
+    #[error("the batch cannot be written: {0}")]
+    Commit(CommitError),
+    #[error("starting the mysql writer: {0}")]
+    Start(SchemaError),
+    #[error("spawning the sink's writer thread: {0}")]
+    Thread(std::io::Error),
+    #[error("the sink's writer thread ended unexpectedly")]
+    WriterGone,
+}
+
+impl From<CommitError> for SinkError {
+    fn from(err: CommitError) -> SinkError {
+        match err {
+            fenced @ CommitError::Fenced { .. } => SinkError::Fenced(fenced),
+            other => SinkError::Commit(other),
+        }
+    }
 }
 
 /// The writer thread: takes one batch at a time and answers with the commit's outcome.
@@ -59,9 +93,12 @@ struct CommitThread {
 }
 
 impl CommitThread {
-    fn spawn(settings: &SinkSettings) -> Result<CommitThread, SchemaError> {
+    fn spawn(settings: &SinkSettings) -> Result<CommitThread, SinkError> {
         let writer = match settings.target {
-            SinkTarget::Mysql => Some(MysqlWriter::new(&settings.mysql_url, settings.source_name.clone(), settings.config.clone(), settings.policy, settings.generation)?),
+            SinkTarget::Mysql => Some(
+                MysqlWriter::new(&settings.mysql_url, settings.source_name.clone(), settings.config.clone(), settings.policy, settings.generation)
+                    .map_err(SinkError::Start)?,
+            ),
             SinkTarget::Null => None,
         };
         let (batches, incoming) = mpsc::sync_channel::<OutputBatch>(1);
@@ -81,7 +118,7 @@ impl CommitThread {
                 }
             }
         });
-        spawned.expect("spawning the sink's writer thread");
+        spawned.map_err(SinkError::Thread)?;
         Ok(CommitThread { batches, outcomes })
     }
 }
@@ -104,7 +141,13 @@ pub fn write_batches<'s>(batches: StreamVec<'s, Time, OutputBatch>, settings: Si
         let mut in_flight: Option<Option<Time>> = None;
         let mut last_commit = Instant::now() - Duration::from_secs(3600);
         let min_interval = Duration::from_millis(settings.config.min_commit_interval_ms);
+        // Set once the sink has stopped (module doc): input is dropped from then on.
+        let mut stopped = false;
         move |(input, frontier), _output| {
+            if stopped {
+                input.for_each(|_cap, data| data.clear());
+                return;
+            }
             input.for_each(|_cap, data| {
                 for batch in data.drain(..) {
                     METRICS.live_keys_peak.raise_to(batch.live_keys as u64);
@@ -130,22 +173,20 @@ pub fn write_batches<'s>(batches: StreamVec<'s, Time, OutputBatch>, settings: Si
                             None => finish(&mut committed, &mut notifications),
                         }
                     }
-                    Ok(Err(fenced @ CommitError::Fenced { .. })) => {
-                        // A newer instance owns the job: stop before doing anything else.
-                        error!(error = %fenced, "stopping: fenced out by a newer instance");
-                        std::process::exit(FENCED_EXIT_CODE);
-                    }
                     Ok(Err(err)) => {
-                        // Retrying cannot help and skipping would lose the batch: stop
-                        // without its checkpoint, loudly.
-                        error!(error = %err, "stopping: the batch cannot be written");
-                        std::process::exit(1);
+                        // A newer instance owns the job, or retrying cannot help and skipping
+                        // would lose the batch: stop without its checkpoint, loudly.
+                        stop(&mut stopped, &settings, SinkError::from(err));
+                        return;
                     }
                     Err(mpsc::TryRecvError::Empty) => {
                         activator.activate_after(COMMIT_POLL);
                         return;
                     }
-                    Err(mpsc::TryRecvError::Disconnected) => panic!("the sink's writer thread ended"),
+                    Err(mpsc::TryRecvError::Disconnected) => {
+                        stop(&mut stopped, &settings, SinkError::WriterGone);
+                        return;
+                    }
                 }
             }
             let input_done = frontier.is_empty();
@@ -156,9 +197,17 @@ pub fn write_batches<'s>(batches: StreamVec<'s, Time, OutputBatch>, settings: Si
                     return;
                 }
                 if batch.rows() > 0 || batch.checkpoint.is_some() || !batch.detectors.is_empty() {
-                    let writer = thread.get_or_insert_with(|| CommitThread::spawn(&settings).expect("mysql url validated at start-up"));
+                    if thread.is_none() {
+                        match CommitThread::spawn(&settings) {
+                            Ok(spawned) => thread = Some(spawned),
+                            Err(err) => return stop(&mut stopped, &settings, err),
+                        }
+                    }
+                    let Some(writer) = thread.as_ref() else { return };
                     in_flight = Some(batch.upto);
-                    writer.batches.send(batch).expect("the sink's writer thread is running");
+                    if writer.batches.send(batch).is_err() {
+                        return stop(&mut stopped, &settings, SinkError::WriterGone);
+                    }
                     activator.activate_after(COMMIT_POLL);
                     return;
                 }
@@ -174,6 +223,18 @@ pub fn write_batches<'s>(batches: StreamVec<'s, Time, OutputBatch>, settings: Si
             }
         }
     })
+}
+
+/// Stops the sink with `err` (module doc). The committed frontier stays held: a stopped
+/// sink must not look like a drained one.
+fn stop(stopped: &mut bool, settings: &SinkSettings, err: SinkError) {
+    match &err {
+        SinkError::Fenced(_) => error!(error = %err, "stopping: fenced out by a newer instance"),
+        _ => error!(error = %err, "stopping: the sink cannot commit"),
+    }
+    *stopped = true;
+    // `job::run` owns the receiver until the job ends; if it is gone, nothing waits.
+    let _ = settings.failures.send(err);
 }
 
 /// Moves the committed frontier to `upto`.
@@ -216,6 +277,3 @@ fn notify(notifications: &mut Option<Option<Dispatcher>>, settings: &SinkSetting
 
 /// How long a finishing job waits for queued alert notifications.
 const NOTIFY_DRAIN_LIMIT: Duration = Duration::from_secs(15);
-
-/// Exit status of an instance fenced out by a newer one.
-pub const FENCED_EXIT_CODE: i32 = 75;
