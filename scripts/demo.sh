@@ -174,7 +174,12 @@ web_demo() {
 
   echo "demo: building edgeflow"
   cargo build --locked -q
-  bin=${CARGO_TARGET_DIR:-$root/target}/debug/edgeflow
+  # A copy of its own: a rebuild in a shared target dir must not swap the binary mid-run
+  # (migrate and run from different builds would disagree on the schema).
+  mkdir -p "$state/bin"
+  cp "${CARGO_TARGET_DIR:-$root/target}/debug/edgeflow" "$state/bin/edgeflow.tmp"
+  mv "$state/bin/edgeflow.tmp" "$state/bin/edgeflow"
+  bin=$state/bin/edgeflow
 
   # A fresh database per run: the Kafka cluster starts empty, so old checkpoints mean nothing.
   mysql_q edgeflow "DROP DATABASE IF EXISTS $database; CREATE DATABASE $database"
