@@ -305,7 +305,14 @@ fn nothing_lost_nothing_doubled_from_nginx_through_rsyslog_kafka_and_a_two_proce
 
     // MySQL against the logs, read by this test with its own parser.
     let oracle = Oracle::default();
-    assert_rows_equal(&read_domain_minutes(&url), &oracle.domain_minutes(lines.iter().map(String::as_str)));
+    let expected_rows = oracle.domain_minutes(lines.iter().map(String::as_str));
+    eprintln!(
+        "{expected} requests, per backend {:?}, {} messages in partitions {ends:?}, {} (domain, minute) rows",
+        web.backend_counts(),
+        ends.values().sum::<i64>(),
+        expected_rows.len()
+    );
+    assert_rows_equal(&read_domain_minutes(&url), &expected_rows);
     let mut statuses: BTreeMap<(String, i64, u16), u64> = BTreeMap::new();
     for line in &lines {
         let parsed = oracle.parse_cdn(line).unwrap_or_else(|| panic!("oracle cannot parse {line:?}"));
@@ -346,6 +353,7 @@ fn assert_share(counts: [usize; 3], weights: [usize; 3], what: &str) {
 #[test]
 fn round_robin_spreads_requests_evenly() {
     let (_web, counts) = balanced_counts("round_robin", 4, 750, &[]);
+    eprintln!("round robin: requests per backend {counts:?}");
     assert_share(counts, [1, 1, 1], "round robin");
 }
 
@@ -353,6 +361,7 @@ fn round_robin_spreads_requests_evenly() {
 fn weighted_round_robin_follows_the_weights() {
     // config/nginx/upstream/weighted.conf: weight 3, 2, 1.
     let (_web, counts) = balanced_counts("weighted", 4, 750, &[]);
+    eprintln!("weighted 3:2:1: requests per backend {counts:?}");
     assert_share(counts, [3, 2, 1], "weighted");
 }
 
@@ -368,6 +377,7 @@ fn ip_hash_keeps_every_client_on_one_backend() {
             backends_of.entry(client).or_default().insert(n);
         }
     }
+    eprintln!("ip_hash: requests per backend {counts:?}, {} clients", backends_of.len());
     assert!(backends_of.len() >= 100, "only {} distinct clients reached the backends", backends_of.len());
     let split: Vec<_> = backends_of.iter().filter(|(_, b)| b.len() > 1).take(5).collect();
     assert!(split.is_empty(), "clients served by more than one backend: {split:?}");
@@ -390,6 +400,7 @@ fn least_conn_sends_fewer_requests_to_a_slow_backend() {
     std::thread::sleep(Duration::from_millis(500));
     let counts = web.backend_counts();
     let total: usize = counts.iter().sum();
+    eprintln!("least_conn, backend 2 slow: requests per backend {counts:?}");
     assert!(total >= 300, "too little traffic for a comparison: {counts:?}");
     assert!(
         counts[1] * 20 < total && counts[1] < counts[0] && counts[1] < counts[2],
