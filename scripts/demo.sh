@@ -194,6 +194,9 @@ web_demo() {
   $bin migrate -c config/local.toml >"$state/migrate.log" 2>&1 || { cat "$state/migrate.log" >&2; die "edgeflow migrate failed"; }
 
   web_started=1
+  # Fresh logs per run (the counts below and the database start from zero).
+  web_env scripts/webcluster.sh stop
+  rm -rf "$web_run"
   web_env scripts/webcluster.sh start
   SHIP_BROKERS=$EDGEFLOW_KAFKA_BROKERS SHIP_TOPIC=$topic web_env scripts/webcluster.sh ship start
 

@@ -170,6 +170,18 @@ impl Drop for WebCluster {
     }
 }
 
+/// The job's processes, killed if the test fails before it stops them itself.
+struct Processes(Vec<Job>);
+
+impl Drop for Processes {
+    fn drop(&mut self) {
+        for job in &mut self.0 {
+            let _ = job.child.kill();
+            let _ = job.child.wait();
+        }
+    }
+}
+
 fn interrupt(child: &mut Child) {
     let _ = Command::new("kill").args(["-INT", &child.id().to_string()]).status();
 }
@@ -224,7 +236,7 @@ fn nothing_lost_nothing_doubled_from_nginx_through_rsyslog_kafka_and_a_two_proce
     let hosts = logs.path().join("hosts");
     std::fs::write(&hosts, format!("127.0.0.1:{timely}\n127.0.0.1:{}\n", timely + 1)).unwrap();
     let hosts = hosts.to_str().unwrap();
-    let jobs: Vec<Job> = (0..2)
+    let mut jobs = Processes((0..2)
         .map(|p| {
             let p = p.to_string();
             Job::spawn(
@@ -233,7 +245,7 @@ fn nothing_lost_nothing_doubled_from_nginx_through_rsyslog_kafka_and_a_two_proce
                 &logs.path().join(format!("job-{p}.log")),
             )
         })
-        .collect();
+        .collect());
 
     web.script(&["ship", "start"], &[("SHIP_BROKERS", services.brokers.clone()), ("SHIP_TOPIC", topic.clone())]);
 
@@ -289,16 +301,16 @@ fn nothing_lost_nothing_doubled_from_nginx_through_rsyslog_kafka_and_a_two_proce
         assert!(
             started.elapsed() < Duration::from_secs(90),
             "job not caught up after 90 s: committed {committed:?}, ends {ends:?}\n{}\n{}",
-            jobs[0].log_text(),
-            jobs[1].log_text()
+            jobs.0[0].log_text(),
+            jobs.0[1].log_text()
         );
         std::thread::sleep(Duration::from_millis(250));
     }
-    for job in &jobs {
+    for job in &jobs.0 {
         let sent = Command::new("kill").args(["-TERM", &job.child.id().to_string()]).status().unwrap();
         assert!(sent.success());
     }
-    for mut job in jobs {
+    for job in &mut jobs.0 {
         let status = job.wait();
         assert!(status.success(), "edgeflow process exited with {status}:\n{}", job.log_text());
     }
