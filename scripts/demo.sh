@@ -97,6 +97,9 @@ kafka_env() {
 cleanup() {
   local rc=$? pid
   trap - EXIT INT TERM
+  # Whatever happens from here on (a closed terminal, a failing command), stop everything.
+  set +e
+  trap '' PIPE INT
   echo
   echo "demo: stopping what it started"
   # The job first (SIGTERM: it commits what it has read), then traffic, shipper, web, Kafka.
