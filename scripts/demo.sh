@@ -32,7 +32,8 @@ port_open() {
 # ---------------------------------------------------------------------------------------------
 # DEMO_MODE=generator: generated lines straight into Kafka, rows shown in the terminal.
 generator_demo() {
-  local seconds=${DEMO_SECONDS:-60} rate=${DEMO_RATE:-2000} bin gen job end
+  local seconds=${DEMO_SECONDS:-60} rate=${DEMO_RATE:-2000} bin end
+  # gen and job stay global: the EXIT trap uses them after this function has returned.
   scripts/setup.sh
   scripts/services.sh start
   eval "$(scripts/services.sh env)"
