@@ -13,8 +13,14 @@
 #            SERVICE (kafka or mariadb) starts or stops that one alone (outage tests).
 #   status   one line per service; exit 0 if both are running, else 3.
 #   env      `export` lines for tests and the demo: eval "$(scripts/services.sh env)"
+#   topic NAME [PARTITIONS]  create a topic on the running Kafka (default 4 partitions) with
+#            replication factor min(nodes, 3) and min.insync.replicas = replication - 1 (at
+#            least 1): 3 and 2 on a 3-node cluster. An existing topic with these settings is fine.
 #
 # Environment: KAFKA_NODES (1), KAFKA_PORT_BASE (9092), MYSQL_PORT (3307),
+#   KAFKA_CLUSTER=NAME (unset): a separate Kafka cluster with its own data dir, e.g.
+#     KAFKA_CLUSTER=web KAFKA_NODES=3 KAFKA_PORT_BASE=19092 scripts/services.sh start kafka
+#   (start/stop/status/env then act on that cluster's Kafka; MariaDB is always the one server),
 #   KAFKA_READY_TIMEOUT / MARIADB_READY_TIMEOUT (60 s), KAFKA_HEAP_OPTS (-Xmx512m -Xms512m).
 # State, logs and jars live in .services/ at the repo root (gitignored).
 set -euo pipefail
@@ -122,8 +128,23 @@ cmd_env() {
   say "export EDGEFLOW_MYSQL_RO_URL=mysql://edgeflow_ro:edgeflow_ro@127.0.0.1:$port/edgeflow"
 }
 
+cmd_topic() {
+  local name=${1:-} partitions=${2:-4} n repl isr
+  [[ $name =~ ^[A-Za-z0-9._-]{1,200}$ ]] || die "topic: expected a topic name (letters, digits, . _ -), got '$name'"
+  [[ $partitions =~ ^[1-9][0-9]{0,3}$ ]] || die "topic: PARTITIONS must be a number from 1, got '$partitions'"
+  kafka_status >/dev/null || die "topic: kafka is not running ($(kafka_status 2>&1 || true))"
+  n=$(kafka_nodes)
+  repl=$((n < 3 ? n : 3))
+  isr=$((repl > 1 ? repl - 1 : 1))
+  # A single-file Java program on the broker classpath: Kafka's own admin client, no extra jars.
+  java -Xmx128m -XX:TieredStopAtLevel=1 -cp "$KAFKA_LIB/*" "$SCRIPTS_DIR/kafka/CreateTopic.java" \
+    "$(kafka_brokers)" "$name" "$partitions" "$repl" "$isr" 2> >(grep -v '^SLF4J' >&2) ||
+    die "topic: could not create topic $name on $(kafka_brokers)"
+}
+
 case ${1:-} in
   install) cmd_install ;;
+  topic) shift && cmd_topic "$@" ;;
   start | stop)
     case ${2:-} in "" | kafka | mariadb) ;; *) die "unknown service '${2}': expected kafka or mariadb" ;; esac
     "cmd_$1" "${2:-}"

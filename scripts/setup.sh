@@ -33,6 +33,31 @@ for pkg in chromium chromium-driver fonts-dejavu-core; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
 install_missing
+
+# The web-cluster demo and its tests: nginx (balancer and backends), wrk (traffic), rsyslog with
+# omkafka (the shipper). Their system services are not started: Debian's maintainer scripts ask
+# /usr/sbin/policy-rc.d first, and exit status 101 means "don't" (the demo runs its own
+# instances as plain processes).
+missing=()
+for pkg in nginx wrk rsyslog rsyslog-kafka; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  policy=/usr/sbin/policy-rc.d
+  backup=
+  if [ -e "$policy" ]; then backup=$(mktemp); cp -p "$policy" "$backup"; fi
+  printf '#!/bin/sh\n# temporary, written by edgeflow scripts/setup.sh\nexit 101\n' >"$policy" && chmod 755 "$policy" \
+    || fail "cannot write $policy (installing nginx and rsyslog needs root)"
+  rc=0
+  ( install_missing ) || rc=$?
+  if [ -n "$backup" ]; then mv -f "$backup" "$policy"; else rm -f "$policy"; fi
+  [ "$rc" -eq 0 ] || exit "$rc"
+fi
+for tool in nginx wrk rsyslogd; do
+  command -v "$tool" >/dev/null || [ -x "/usr/sbin/$tool" ] || fail "$tool is still missing after apt-get install"
+done
+compgen -G "/usr/lib/*/rsyslog/omkafka.so" >/dev/null || fail "rsyslog's omkafka module is missing after installing rsyslog-kafka"
+
 if [ ! -f dashboard/node_modules/.package-lock.json ] \
    || [ dashboard/package-lock.json -nt dashboard/node_modules/.package-lock.json ]; then
   echo "setup: npm ci --prefix dashboard"

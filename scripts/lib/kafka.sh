@@ -7,7 +7,13 @@ KAFKA_POM=$SCRIPTS_DIR/kafka/pom.xml
 KAFKA_TEMPLATE=$SCRIPTS_DIR/kafka/server.properties.in
 KAFKA_LOG4J=$SCRIPTS_DIR/kafka/log4j2.properties
 KAFKA_LIB=$STATE_DIR/kafka-lib # collected jars, kept across start/stop
-KAFKA_DIR=$STATE_DIR/kafka     # per-start data and logs, removed by stop
+# KAFKA_CLUSTER=NAME runs a second, independent cluster in .services/kafka-NAME (its own nodes,
+# ports and data), e.g. the web-cluster demo's 3 brokers beside the 1-node test services.
+KAFKA_CLUSTER_NAME=${KAFKA_CLUSTER:-}
+if [[ -n $KAFKA_CLUSTER_NAME && ! $KAFKA_CLUSTER_NAME =~ ^[a-z0-9][a-z0-9_-]{0,31}$ ]]; then
+  die "KAFKA_CLUSTER must be lower-case letters, digits, '-' or '_' (got '$KAFKA_CLUSTER_NAME')"
+fi
+KAFKA_DIR=$STATE_DIR/kafka${KAFKA_CLUSTER_NAME:+-$KAFKA_CLUSTER_NAME} # per-start data and logs, removed by stop
 
 # One node (combined broker+controller) by default; KAFKA_NODES=3 gives the replicated cluster.
 # Node i listens on BASE+2(i-1) for clients and BASE+2(i-1)+1 for the controller quorum.
@@ -229,10 +235,10 @@ kafka_wait() {
         tail_file "$dir/kafka.out" 20
         tail_file "$dir/logs/server.log" 40
         # Keep the evidence: stop removes the data dir.
-        rm -rf "$STATE_DIR/kafka.failed"
-        cp -r "$KAFKA_DIR" "$STATE_DIR/kafka.failed" 2>/dev/null || true
+        rm -rf "$KAFKA_DIR.failed"
+        cp -r "$KAFKA_DIR" "$KAFKA_DIR.failed" 2>/dev/null || true
         kafka_stop >/dev/null 2>&1 || true
-        die "kafka node $i $why (logs above; a copy of its dir is in $STATE_DIR/kafka.failed)"
+        die "kafka node $i $why (logs above; a copy of its dir is in $KAFKA_DIR.failed)"
       fi
       sleep 0.2
     done
