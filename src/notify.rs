@@ -472,26 +472,27 @@ struct Endpoint {
 
 impl Endpoint {
     fn parse(url: &str) -> Result<Endpoint, String> {
-        let scheme_end = url.find("://").ok_or_else(|| format!("{url:?} is not a URL"))?;
+        let shown = redact_url(url);
+        let scheme_end = url.find("://").ok_or_else(|| format!("{shown} is not a URL"))?;
         let scheme = &url[..scheme_end];
         if scheme.eq_ignore_ascii_case("https") {
-            return Err(format!("{url:?}: https is not supported; use an http:// relay or TLS-terminating reverse proxy"));
+            return Err(format!("{shown}: https is not supported; use an http:// relay or TLS-terminating reverse proxy"));
         }
         if !scheme.eq_ignore_ascii_case("http") {
-            return Err(format!("{url:?}: only http:// URLs are supported"));
+            return Err(format!("{shown}: only http:// URLs are supported"));
         }
         let rest = &url[scheme_end + 3..];
         let rest = rest.split('#').next().unwrap_or_default();
         let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
         let (authority, path) = rest.split_at(authority_end);
         if authority.contains('@') {
-            return Err(format!("{url:?}: credentials in the URL are not supported; use notify.auth_header"));
+            return Err(format!("{shown}: credentials in the URL are not supported; use notify.auth_header"));
         }
         if path.bytes().any(|b| b <= b' ' || b == 0x7f) {
-            return Err(format!("{url:?}: the path has spaces or control characters"));
+            return Err(format!("{shown}: the path has spaces or control characters"));
         }
         let (host, port) = if let Some(literal) = authority.strip_prefix('[') {
-            let (address, after) = literal.split_once(']').ok_or_else(|| format!("{url:?}: unclosed IPv6 literal"))?;
+            let (address, after) = literal.split_once(']').ok_or_else(|| format!("{shown}: unclosed IPv6 literal"))?;
             (address, after.strip_prefix(':'))
         } else {
             match authority.rsplit_once(':') {
@@ -500,11 +501,11 @@ impl Endpoint {
             }
         };
         if host.is_empty() || !host.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._:".contains(&b)) {
-            return Err(format!("{url:?}: invalid host"));
+            return Err(format!("{shown}: invalid host"));
         }
         let port = match port {
             None => 80,
-            Some(port) => port.parse::<u16>().ok().filter(|&p| p > 0).ok_or_else(|| format!("{url:?}: invalid port"))?,
+            Some(port) => port.parse::<u16>().ok().filter(|&p| p > 0).ok_or_else(|| format!("{shown}: invalid port"))?,
         };
         let path = match path {
             "" => "/".to_string(),
@@ -527,6 +528,20 @@ fn parse_header(header: &str) -> Result<(String, String), String> {
         return Err("the header value is empty or has control characters".into());
     }
     Ok((name.to_string(), value.to_string()))
+}
+
+/// `url` for messages: scheme and host only. The path and query (where webhook secrets live,
+/// e.g. Slack's) and any credentials become `***`.
+fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return "the value".into() };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let authority = &rest[..end];
+    let (credentials, host) = match authority.rsplit_once('@') {
+        Some((_, host)) => ("***@", host),
+        None => ("", authority),
+    };
+    let tail = if end < rest.len() { "/***" } else { "" };
+    format!("{scheme}://{credentials}{host}{tail}")
 }
 
 #[cfg(test)]
@@ -723,6 +738,18 @@ mod tests {
             assert!(parse(bad).is_err(), "{bad}");
         }
         assert!(parse("https://x.example/").unwrap_err().contains("reverse proxy"));
+    }
+
+    #[test]
+    fn webhook_urls_are_redacted_in_errors() {
+        let secret = "T000/B000/XXXXsecretXXXX";
+        for bad in [format!("https://hooks.slack.com/services/{secret}"), format!("http://u:{secret}@x.example/{secret}"), format!("http://bad host/{secret}?k={secret}"), secret.to_string()] {
+            let err = Endpoint::parse(&bad).unwrap_err();
+            assert!(!err.contains("secret"), "{err}");
+        }
+        assert_eq!(redact_url("https://hooks.slack.com/services/T/B/X"), "https://hooks.slack.com/***");
+        assert_eq!(redact_url("http://u:p@x.example:81?k=v"), "http://***@x.example:81/***");
+        assert_eq!(redact_url("http://x.example"), "http://x.example");
     }
 
     #[test]
