@@ -30,6 +30,14 @@
 //!   renews to the same end. When the replay reaches `read_until`, its memory and count for
 //!   the current minute are the first run's, and fresh decisions agree from there on.
 //!
+//! Limit: a checkpoint carries at most `progress::MAX_RECORDED_DECISIONS` recorded decisions
+//! (`checkpoints.replay_state` is a 64 KiB TEXT). Past that, during a flood larger than the
+//! bound within one replay horizon, further `domain_flood` decisions are noted only as an
+//! unrecorded range, which a replay decides afresh from the memory it rebuilt: the cap still
+//! holds, but a restart in the middle of such a flood may admit other flood domains than
+//! the first run did. Exact replays of any flood need the decisions stored apart from the
+//! checkpoint row (a table of their own), which is future work.
+//!
 //! The price is the replay horizon: a restart reads at least `new_domain_memory_secs` plus a
 //! minute of event time again (with the cap off, or a domain list set, nothing changes).
 

@@ -446,7 +446,10 @@ impl Emit<'_> {
         let key = interned.unwrap_or_else(|| self.domains.seed.key(name));
         let mut reach = last_retire.max(remembered);
         if self.gate.caps_new_domains() {
-            let replayed = state.replaying.then(|| state.progress.replayed_decision(offset) == Some(Some(RejectReason::DomainFlood)));
+            let replayed = match state.progress.replayed_bounded_decision(offset) {
+                Some(decision) if state.replaying => Some(decision == Some(RejectReason::DomainFlood)),
+                _ => None,
+            };
             match state.new_domains.admit(self.gate, key, state.progress.clock().watermark, replayed) {
                 Ok(admitted) => reach = reach.max(admitted.reach.unwrap_or(0)),
                 Err(Refusal::Flood | Refusal::Unknown) => {
@@ -456,7 +459,7 @@ impl Emit<'_> {
                         self.gate.new_per_minute()
                     );
                     // A replay below the first run's reach repeats this (see `domain_gate`).
-                    state.progress.decide(offset, RejectReason::DomainFlood);
+                    state.progress.decide_bounded(offset, RejectReason::DomainFlood);
                     self.reject(state, offset, payload, Reject::new(RejectReason::DomainFlood, detail), time, remembered, at);
                     return;
                 }
@@ -935,6 +938,8 @@ mod tests {
         assert!((0..30).all(|i| names.contains(&format!("site{i}.example"))));
         assert_eq!(hits, 300 + 10_000 + 50);
         assert_eq!(ingest.partitions[&0].new_domains.len(), 80);
+        let checkpoint = serde_json::to_string(&ingest.partitions[&0].progress.replay_point(0)).unwrap();
+        assert!(checkpoint.len() < 32 * 1024, "the checkpoint fits checkpoints.replay_state: {} bytes", checkpoint.len());
     }
 
     #[test]
