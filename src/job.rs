@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use dataflows::alert::AlertStage;
 use dataflows::ingest::Ingest;
+use dataflows::key::DomainSeed;
 use dataflows::{output, pipeline};
 use dataflows::window::{PartitionClock, Time};
 use timely::dataflow::operators::probe::Handle as ProbeHandle;
@@ -239,7 +240,11 @@ pub fn run(settings: Settings, options: RunOptions) -> Result<RunSummary, JobErr
     let guards = timely::execute(timely_config, move |worker| -> Result<(), WorkerError> {
         let index = worker.index();
         let peers = worker.peers();
-        let mut ingest = Ingest::new(settings.decoder(), settings.window).with_resend_horizon(settings.kafka.resend_horizon_secs);
+        let seed = agree_domain_seed(worker);
+        let mut ingest = Ingest::new(settings.decoder(), settings.window)
+            .with_resend_horizon(settings.kafka.resend_horizon_secs)
+            .with_domain_seed(seed)
+            .with_domain_gate(settings.domain_gate.clone());
         let mut failure = None;
         let reader = match &options.source {
             SourceSpec::Kafka => {
@@ -364,6 +369,33 @@ pub fn run(settings: Settings, options: RunOptions) -> Result<RunSummary, JobErr
         "job finished"
     );
     Ok(summary)
+}
+
+/// The run's domain-hashing seed (see `dataflows::key`): worker 0 of process 0 draws it from
+/// the OS's random source and broadcasts it, every worker waits for it. A fresh seed per run
+/// is safe because no domain key outlives the run; agreeing on it keeps the exchange by
+/// domain routing alike in every process.
+fn agree_domain_seed(worker: &mut timely::worker::Worker) -> DomainSeed {
+    use std::cell::Cell;
+    use std::rc::Rc;
+    use timely::dataflow::operators::vec::{Broadcast, Input};
+    use timely::dataflow::operators::Inspect;
+
+    let agreed = Rc::new(Cell::new(None));
+    let seen = agreed.clone();
+    let mut input = worker.dataflow::<u64, _, _>(|scope| {
+        let (input, stream) = scope.new_input::<[u64; 2]>();
+        stream.broadcast().inspect(move |keys: &[u64; 2]| seen.set(Some(DomainSeed(*keys))));
+        input
+    });
+    if worker.index() == 0 {
+        input.send(rand::random::<[u64; 2]>());
+    }
+    drop(input);
+    while agreed.get().is_none() {
+        worker.step();
+    }
+    agreed.get().expect("seen above")
 }
 
 /// SIGTERM and SIGINT set `source::STOP`: the job finishes the epochs read so far, commits

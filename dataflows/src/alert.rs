@@ -293,9 +293,16 @@ struct Clearing {
 }
 
 /// The per-domain detector; see the module doc for the contract and how to feed it.
+///
+/// Its serialised form (the `alert_detectors.state` column) holds only what it observed:
+/// the thresholds are never stored, so a restart judges every domain by the current
+/// `[alerts]` ([`AlertStage::restore`] sets them). State written when the policy was stored
+/// still loads: the old `policy` field is ignored.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AlertDetector {
     domain: String,
+    /// Not stored: deserialised as the default, replaced by [`AlertDetector::with_policy`].
+    #[serde(skip)]
     policy: AlertPolicy,
     next_minute: Option<u64>,
     /// Requests of the most recent normal minutes (no spike or collapse), oldest first.
@@ -322,6 +329,22 @@ impl AlertDetector {
 
     pub fn domain(&self) -> &str {
         &self.domain
+    }
+
+    /// The detector judging from now on by `policy` (a restored one: see the type's doc).
+    /// Histories longer than the new `baseline_minutes` keep their latest minutes; shorter
+    /// ones fill up as a warm-up would.
+    pub fn with_policy(mut self, policy: AlertPolicy) -> AlertDetector {
+        let keep = policy.baseline_minutes as usize;
+        let excess = |len: usize| len.saturating_sub(keep);
+        self.request_history.drain(..excess(self.request_history.len()));
+        self.hit_ratio_history.drain(..excess(self.hit_ratio_history.len()));
+        self.policy = policy;
+        self
+    }
+
+    pub fn policy(&self) -> &AlertPolicy {
+        &self.policy
     }
 
     /// The minute `feed` expects next; `None` before the first.
@@ -567,9 +590,10 @@ impl AlertStage {
         AlertStage { policy, ..Default::default() }
     }
 
-    /// A stage resuming from persisted detectors and progress (see [`DetectorChanges`]).
+    /// A stage resuming from persisted detectors and progress (see [`DetectorChanges`]); every
+    /// detector judges by `policy`, the current configuration, whatever it was before.
     pub fn restore(policy: AlertPolicy, next_minute: Option<u64>, detectors: impl IntoIterator<Item = AlertDetector>) -> AlertStage {
-        let detectors = detectors.into_iter().map(|d| (d.domain.clone(), d)).collect();
+        let detectors = detectors.into_iter().map(|d| (d.domain.clone(), d.with_policy(policy))).collect();
         AlertStage { policy, detectors, pending: BTreeMap::new(), next_minute }
     }
 
@@ -820,6 +844,57 @@ mod tests {
         resumed.observe("shop", minute(39), Some(normal(39, 5)));
         events.extend(stage_run(&mut resumed, &rows[41..], 70));
         assert_eq!(events, all);
+    }
+
+    /// Detectors as the sink stores and reads them (`alert_detectors.state`).
+    fn stored(stage: &AlertStage) -> Vec<AlertDetector> {
+        stage.detectors.values().map(|d| serde_json::from_str(&serde_json::to_string(d).unwrap()).unwrap()).collect()
+    }
+
+    #[test]
+    fn a_restart_with_a_new_spike_factor_judges_existing_domains_by_it() {
+        // 40 normal minutes of 1000 requests, then 3 of 2000: a spike at x1.5, not at x3.
+        let shop = series(43, |i, m| (40..43).contains(&i).then(|| normal(i, 2000)).or(Some(m)));
+        let rows: Vec<(&str, MinuteStats)> = shop.iter().map(|m| ("shop", *m)).collect();
+        let old = AlertPolicy { spike_factor: 3.0, ..AlertPolicy::default() };
+        let new = AlertPolicy { spike_factor: 1.5, ..AlertPolicy::default() };
+        let mut first = AlertStage::new(old);
+        assert!(stage_run(&mut first, &rows[..40], 40).is_empty());
+        let detectors = stored(&first);
+        assert!(!serde_json::to_string(&detectors[0]).unwrap().contains("spike_factor"), "the policy is not stored");
+
+        let mut kept = AlertStage::restore(old, first.next_minute(), detectors.clone());
+        assert!(stage_run(&mut kept, &rows[40..], 43).is_empty(), "x2 is no spike at x3");
+        let mut changed = AlertStage::restore(new, first.next_minute(), detectors);
+        assert_eq!(changed.detectors["shop"].policy(), &new);
+        let events = stage_run(&mut changed, &rows[40..], 43);
+        assert_eq!(
+            events.iter().map(|e| (e.kind, e.opened_minute)).collect::<Vec<_>>(),
+            [(AlertKind::TrafficSpike, minute(40))],
+            "{events:?}"
+        );
+    }
+
+    #[test]
+    fn state_stored_with_the_policy_still_loads_and_the_stored_policy_is_ignored() {
+        let shop = series(40, |_, m| Some(m));
+        let rows: Vec<(&str, MinuteStats)> = shop.iter().map(|m| ("shop", *m)).collect();
+        let mut stage = AlertStage::new(AlertPolicy::default());
+        stage_run(&mut stage, &rows, 40);
+        // The old format: the detector with its policy inside (spike_factor 10 here).
+        let mut old: serde_json::Value = serde_json::to_value(&stage.detectors["shop"]).unwrap();
+        let stale = AlertPolicy { spike_factor: 10.0, baseline_minutes: 50, ..AlertPolicy::default() };
+        old["policy"] = serde_json::to_value(stale).unwrap();
+        let loaded: AlertDetector = serde_json::from_str(&old.to_string()).expect("old rows load");
+        let current = AlertPolicy { baseline_minutes: 10, ..AlertPolicy::default() };
+        let restored = AlertStage::restore(current, stage.next_minute(), [loaded]);
+        let detector = &restored.detectors["shop"];
+        assert_eq!(detector.policy(), &current);
+        assert_eq!(detector.domain(), "shop");
+        assert_eq!(detector.next_minute(), Some(minute(40)));
+        // A shorter baseline keeps the latest minutes of the history.
+        assert_eq!(detector.request_history.len(), 10);
+        assert_eq!(detector.request_history, stage.detectors["shop"].request_history.iter().skip(20).copied().collect::<VecDeque<_>>());
     }
 
     #[test]

@@ -32,6 +32,7 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::domain_gate::{DomainGate, DomainGateError, DEFAULT_NEW_DOMAINS_PER_MINUTE, DEFAULT_NEW_DOMAIN_MEMORY_SECS};
 use crate::parse::format::{show, Fields, LogFormat, Var};
 use crate::parse::net::{normalize_host, parse_ip, Cidr, CidrSet};
 use crate::parse::time::{parse_msec, TimeCache};
@@ -56,6 +57,16 @@ pub struct CleanConfig {
     /// The domain of every line when the format has neither `$host` nor `$server_name` (e.g.
     /// plain `combined` on a single-site server). Unset: such lines are rejected `bad_domain`.
     pub default_domain: Option<String>,
+    /// Known domains (compared lower-cased, without port; `*.example.com` matches every
+    /// subdomain of example.com). Set: every other domain is rejected as `unknown_domain`.
+    /// Empty: any domain, within `new_domains_per_minute`. See `domain_gate`.
+    pub domains: Vec<String>,
+    /// Without `domains`: per partition, most domains not seen within
+    /// `new_domain_memory_secs` admitted per minute of its watermark; the rest are rejected
+    /// as `domain_flood`. 0: no cap.
+    pub new_domains_per_minute: u32,
+    /// How long a domain stays known after the minute of its latest line, for the cap.
+    pub new_domain_memory_secs: u64,
 }
 
 /// Loopback, private (RFC 1918), link-local, and IPv6 unique-local ranges.
@@ -68,7 +79,18 @@ impl Default for CleanConfig {
             trusted_proxies: DEFAULT_TRUSTED_PROXIES.iter().map(|cidr| cidr.to_string()).collect(),
             accounts: BTreeMap::new(),
             default_domain: None,
+            domains: Vec::new(),
+            new_domains_per_minute: DEFAULT_NEW_DOMAINS_PER_MINUTE,
+            new_domain_memory_secs: DEFAULT_NEW_DOMAIN_MEMORY_SECS,
         }
+    }
+}
+
+impl CleanConfig {
+    /// The validated domain rules (`domains`, `new_domains_per_minute`,
+    /// `new_domain_memory_secs`), every problem reported.
+    pub fn domain_gate(&self) -> Result<DomainGate, Vec<DomainGateError>> {
+        DomainGate::new(&self.domains, self.new_domains_per_minute, self.new_domain_memory_secs)
     }
 }
 
@@ -821,6 +843,7 @@ mod tests {
             trusted_proxies: vec!["10.0.0.1/8".into(), "nope".into()],
             accounts: BTreeMap::from([("bad host".into(), "x".into()), ("ok.example".into(), " ".into())]),
             default_domain: Some("_".into()),
+            ..CleanConfig::default()
         };
         let problems: Vec<String> = CleanRules::new(&config, &format, None).expect_err("invalid").iter().map(|p| p.to_string()).collect();
         assert_eq!(

@@ -7,6 +7,11 @@
 //! Kafka, and it is the hot path: for a record whose domain is already known nothing is
 //! allocated.
 //!
+//! Domain contract: a record whose time is settled passes the domain gate (`domain_gate`:
+//! `unknown_domain`, `domain_flood`) before its domain is interned, so a refused domain never
+//! reaches the window engine, a row or an alert detector. Domain keys are SipHash under the
+//! run's seed (`Ingest::with_domain_seed`, see `key`).
+//!
 //! Time contract: every drained item is stamped at or after the partition watermark that
 //! was current when its message was ingested (for a record released from a held time jump,
 //! the watermark before the hold's first record, at which `Ingest::watermark()` waits while
@@ -20,7 +25,8 @@ use serde::{Deserialize, Serialize};
 use rustc_hash::FxHashMap;
 
 use crate::dedup::ResendFilter;
-use crate::key::{ClientHit, DomainKey, Hit};
+use crate::domain_gate::{DomainGate, NewDomains, Refusal};
+use crate::key::{ClientHit, DomainKey, DomainSeed, Hit};
 use crate::parse::{Decoded, Decoder};
 use crate::progress::{PartitionProgress, Pin, ReplayPoint};
 use crate::record::{CleanRecord, Reject, RejectReason};
@@ -61,8 +67,8 @@ pub enum Ingested {
 /// Interns domain names to their keys and notes which were announced in the current drain.
 /// Cleared when it grows past `MAX_INTERNED`, so hostile Host headers cannot grow it without
 /// bound (a cleared name is simply interned and announced again).
-#[derive(Default)]
 struct DomainNames {
+    seed: DomainSeed,
     keys: FxHashMap<Box<str>, (DomainKey, u64)>,
     /// Every key handed out, to catch two names with one key.
     names: FxHashMap<DomainKey, Box<str>>,
@@ -73,17 +79,24 @@ struct DomainNames {
 const MAX_INTERNED: usize = 100_000;
 
 impl DomainNames {
-    /// The key of `name`, pushing its announcement into `out` if this drain has not had it.
-    /// `None` if the key is already another name's (a hash collision).
-    fn key(&mut self, name: &str, out: &mut Vec<Ingested>) -> Option<DomainKey> {
-        if let Some((key, announced)) = self.keys.get_mut(name) {
-            if *announced != self.drain {
-                *announced = self.drain;
-                out.push(Ingested::Name(*key, name.to_owned()));
-            }
-            return Some(*key);
+    fn new(seed: DomainSeed) -> DomainNames {
+        DomainNames { seed, keys: FxHashMap::default(), names: FxHashMap::default(), drain: 0 }
+    }
+
+    /// The key of an interned `name`, pushing its announcement into `out` if this drain has
+    /// not had it; `None` if `name` is not interned.
+    fn interned(&mut self, name: &str, out: &mut Vec<Ingested>) -> Option<DomainKey> {
+        let (key, announced) = self.keys.get_mut(name)?;
+        if *announced != self.drain {
+            *announced = self.drain;
+            out.push(Ingested::Name(*key, name.to_owned()));
         }
-        let key = DomainKey::of(name);
+        Some(*key)
+    }
+
+    /// Interns `name` under `key` (its key under this seed) and announces it. `None` if the
+    /// key is already another name's (a hash collision).
+    fn intern(&mut self, name: &str, key: DomainKey, out: &mut Vec<Ingested>) -> Option<DomainKey> {
         if self.names.contains_key(&key) {
             return None;
         }
@@ -124,6 +137,12 @@ struct PartitionState {
     /// Wall-clock second since which the partition has been at the end of its log; `None`
     /// while data is flowing.
     idle_since: Option<u64>,
+    /// The domains it admitted recently, for the cap on new ones (see `domain_gate`).
+    new_domains: NewDomains,
+    /// The message being ingested is below the offset a previous run had read: the cap
+    /// repeats that run's decisions (a record released from a hold is decided by the
+    /// message that released it).
+    replaying: bool,
 }
 
 /// How long Filebeat re-sends are recognised by default, in event-time seconds.
@@ -135,6 +154,7 @@ pub struct Ingest {
     resend_horizon_secs: u64,
     partitions: BTreeMap<i32, PartitionState>,
     domains: DomainNames,
+    gate: DomainGate,
     /// Records, names and rejects waiting to be drained.
     pending: Vec<Ingested>,
     counters: IngestCounters,
@@ -149,7 +169,8 @@ impl Ingest {
             policy,
             resend_horizon_secs: DEFAULT_RESEND_HORIZON_SECS,
             partitions: BTreeMap::new(),
-            domains: DomainNames::default(),
+            domains: DomainNames::new(DomainSeed::FIXED),
+            gate: DomainGate::open(),
             pending: Vec::new(),
             counters: IngestCounters::default(),
             now_sec: None,
@@ -159,6 +180,19 @@ impl Ingest {
     /// How long re-sent Filebeat events are recognised (see `dedup`); set before reading.
     pub fn with_resend_horizon(mut self, secs: u64) -> Self {
         self.resend_horizon_secs = secs;
+        self
+    }
+
+    /// The seed domain names are hashed with: the same in every worker of the cluster (see
+    /// `key`); set before reading.
+    pub fn with_domain_seed(mut self, seed: DomainSeed) -> Self {
+        self.domains = DomainNames::new(seed);
+        self
+    }
+
+    /// Which domains may create rows (see `domain_gate`); set before reading.
+    pub fn with_domain_gate(mut self, gate: DomainGate) -> Self {
+        self.gate = gate;
         self
     }
 
@@ -173,7 +207,15 @@ impl Ingest {
     }
 
     fn new_partition(&self, progress: PartitionProgress) -> PartitionState {
-        PartitionState { progress, resends: ResendFilter::new(self.resend_horizon_secs), hold: None, progress_dirty: true, idle_since: None }
+        PartitionState {
+            progress,
+            resends: ResendFilter::new(self.resend_horizon_secs),
+            hold: None,
+            progress_dirty: true,
+            idle_since: None,
+            new_domains: NewDomains::default(),
+            replaying: false,
+        }
     }
 
     /// Forgets progress that cannot matter once every epoch before `committed` is in MySQL.
@@ -229,16 +271,17 @@ impl Ingest {
             let fresh = self.new_partition(PartitionProgress::default());
             self.partitions.insert(partition, fresh);
         }
-        let Ingest { decoder, policy, partitions, domains, pending, counters, now_sec, .. } = self;
+        let Ingest { decoder, policy, partitions, domains, gate, pending, counters, now_sec, .. } = self;
         let state = partitions.get_mut(&partition).expect("registered above");
         state.idle_since = None;
+        state.replaying = state.progress.replayed_decision(offset).is_some();
         state.progress_dirty = true;
         state.progress.apply_marks_before(offset);
         state.progress.note_read(offset);
         let clock_before = state.progress.clock();
         // While a time jump is held, a replay must start at its first record (see `progress`).
         let at = state.hold.as_ref().map_or((offset, clock_before), |hold| hold.pin);
-        let mut emit = Emit { policy, domains, pending, counters, partition };
+        let mut emit = Emit { policy, domains, gate, pending, counters, partition };
         let resolution = match decoder.decode(payload) {
             Ok(decoded) => match u64::try_from(decoded.record.event_ms.div_euclid(1000)) {
                 Ok(event_sec) => emit.check_time(state, offset, payload, &decoded, event_sec, clock_before, at, *now_sec),
@@ -261,9 +304,9 @@ impl Ingest {
     /// Ends the input: every open time jump is decided as if no more records came, so its
     /// records are rejected as `time_outlier` (recorded for replays, see `time_guard`).
     pub fn finish(&mut self) {
-        let Ingest { policy, partitions, domains, pending, counters, .. } = self;
+        let Ingest { policy, partitions, domains, gate, pending, counters, .. } = self;
         for (&partition, state) in partitions.iter_mut() {
-            Emit { policy, domains, pending, counters, partition }.end_hold(state);
+            Emit { policy, domains, gate, pending, counters, partition }.end_hold(state);
         }
     }
 
@@ -279,11 +322,11 @@ impl Ingest {
     /// An open time jump there is decided first, as at the end of the input.
     pub fn advance_idle(&mut self, now_sec: u64) {
         let policy = self.policy;
-        let Ingest { partitions, domains, pending, counters, .. } = self;
+        let Ingest { partitions, domains, gate, pending, counters, .. } = self;
         for (&partition, state) in partitions.iter_mut() {
             if let Some(since) = state.idle_since {
                 if now_sec.saturating_sub(since) >= policy.idle_timeout_secs {
-                    Emit { policy: &policy, domains, pending, counters, partition }.end_hold(state);
+                    Emit { policy: &policy, domains, gate, pending, counters, partition }.end_hold(state);
                     let before = state.progress.clock().watermark;
                     state.progress.idle_advance(policy.align(now_sec.saturating_sub(policy.out_of_orderness_secs)));
                     state.progress_dirty |= state.progress.clock().watermark != before;
@@ -313,6 +356,7 @@ impl Ingest {
 struct Emit<'a> {
     policy: &'a WindowPolicy,
     domains: &'a mut DomainNames,
+    gate: &'a DomainGate,
     pending: &'a mut Vec<Ingested>,
     counters: &'a mut IngestCounters,
     partition: i32,
@@ -391,16 +435,52 @@ impl Emit<'_> {
             self.reject(state, offset, payload, Reject::new(RejectReason::TooLate, detail), time, remembered, at);
             return;
         };
-        let Some(domain) = self.domains.key(&record.domain, self.pending) else {
-            let reject = Reject::new(RejectReason::BadDomain, "the domain's 64-bit key collides with another domain's");
+        // An interned name passed the list when it was interned; only the cap looks again.
+        let name = &*record.domain;
+        let interned = self.domains.interned(name, self.pending);
+        if interned.is_none() && self.gate.check_known(name).is_err() {
+            let reject = Reject::new(RejectReason::UnknownDomain, format!("domain '{name}' is not in clean.domains"));
             self.reject(state, offset, payload, reject, time, remembered, at);
             return;
+        }
+        let key = interned.unwrap_or_else(|| self.domains.seed.key(name));
+        let mut reach = last_retire.max(remembered);
+        if self.gate.caps_new_domains() {
+            let replayed = match state.progress.replayed_bounded_decision(offset) {
+                Some(decision) if state.replaying => Some(decision == Some(RejectReason::DomainFlood)),
+                _ => None,
+            };
+            match state.new_domains.admit(self.gate, key, state.progress.clock().watermark, replayed) {
+                Ok(admitted) => reach = reach.max(admitted.reach.unwrap_or(0)),
+                Err(Refusal::Flood | Refusal::Unknown) => {
+                    let detail = format!(
+                        "domain '{name}' is new and partition {} already admitted {} new domains in this minute (clean.new_domains_per_minute)",
+                        self.partition,
+                        self.gate.new_per_minute()
+                    );
+                    // A replay below the first run's reach repeats this (see `domain_gate`).
+                    state.progress.decide_bounded(offset, RejectReason::DomainFlood);
+                    self.reject(state, offset, payload, Reject::new(RejectReason::DomainFlood, detail), time, remembered, at);
+                    return;
+                }
+            }
+        }
+        let domain = match interned {
+            Some(key) => key,
+            None => match self.domains.intern(name, key, self.pending) {
+                Some(key) => key,
+                None => {
+                    let reject = Reject::new(RejectReason::BadDomain, "the domain's 64-bit key collides with another domain's");
+                    self.reject(state, offset, payload, reject, time, remembered, at);
+                    return;
+                }
+            },
         };
         let hit = Hit::new(domain, time, event_sec, record);
         self.pending.push(Ingested::Hit(hit));
         self.pending.push(Ingested::ClientHit(ClientHit { client: hit.client, stamp: time, minute: hit.minute(), bytes: hit.bytes }));
         self.counters.accepted += 1;
-        state.progress.record_at(offset, at, last_retire.max(remembered));
+        state.progress.record_at(offset, at, reach);
     }
 
     /// Counts a reject and records it for the rejects table in epoch `time`.
@@ -495,6 +575,8 @@ fn outlier_reject(event_sec: u64, policy: &WindowPolicy) -> Reject {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeSet;
+
     use crate::clean::CleanConfig;
     use crate::progress::Decided;
     use crate::parse::time::format_time_local;
@@ -806,6 +888,145 @@ mod tests {
         assert_eq!(ingest.watermark(), Some(t0 + 7995));
         let point = ingest.partitions[&0].progress.replay_point(t0);
         assert_eq!(point.decided, vec![Decided { offset: 2, reason: RejectReason::TimeOutlier }]);
+    }
+
+    /// An ingest capping new domains at `cap` per minute with `memory_secs` of memory.
+    fn capped(cap: u32, memory_secs: u64) -> Ingest {
+        ingest().with_domain_gate(DomainGate::new(&[], cap, memory_secs).expect("valid"))
+    }
+
+    /// The distinct domains announced (what reaches the window engine) and the hits.
+    fn announced_and_hits(items: &[Ingested]) -> (BTreeSet<String>, usize) {
+        let names = items.iter().filter_map(|item| if let Ingested::Name(_, name) = item { Some(name.clone()) } else { None }).collect();
+        (names, items.iter().filter(|item| matches!(item, Ingested::Hit(_))).count())
+    }
+
+    #[test]
+    fn a_flood_of_random_hosts_in_a_minute_admits_at_most_the_cap_and_rejects_the_rest() {
+        let mut ingest = capped(50, 600);
+        let mut random = 0x2545_f491_4f6c_dd1du64;
+        // A minute before the flood, 30 steady sites.
+        let mut lines: Vec<String> = (0..300).map(|i| cdn_line(T0_MS - 50_000 + i * 100, &format!("site{}.example", i % 30), 1, 100)).collect();
+        for i in 0..100_000u64 {
+            random ^= random << 13;
+            random ^= random >> 7;
+            random ^= random << 17;
+            // Steady domains between the random ones, all in one minute of event time and of
+            // the partition's watermark (10 s behind).
+            let host = if i % 10 == 0 { format!("site{}.example", i / 10 % 30) } else { format!("{random:x}.flood.example") };
+            lines.push(cdn_line(T0_MS + 10_000 + (i as i64 * 49_000) / 100_000, &host, (i % 200) as u8, 100));
+        }
+        let mut items = Vec::new();
+        for (offset, line) in lines.iter().enumerate() {
+            ingest.ingest(0, offset as i64, line.as_bytes());
+            if offset % 4096 == 0 {
+                items.extend(drain(&mut ingest));
+            }
+        }
+        items.extend(drain(&mut ingest));
+        let (names, hits) = announced_and_hits(&items);
+        let flooded = names.iter().filter(|name| name.ends_with(".flood.example")).count();
+        assert_eq!(flooded, 50, "exactly the cap of new domains reaches the window engine");
+        assert_eq!(names.len(), 80);
+        let flood = ingest.counters().rejected.get(&RejectReason::DomainFlood).copied().unwrap_or(0);
+        assert_eq!(hits as u64 + flood, 100_300, "every line is admitted or rejected, none dropped");
+        assert_eq!(ingest.counters().accepted, hits as u64);
+        let rejects: Vec<_> = items.iter().filter_map(|item| if let Ingested::Reject(r) = item { Some(&r.0) } else { None }).collect();
+        assert_eq!(rejects.len() as u64, flood);
+        assert!(rejects.iter().all(|r| r.reason == RejectReason::DomainFlood && r.detail.contains("clean.new_domains_per_minute")));
+        // The steady sites are known: every one of their lines passes during the flood.
+        assert!((0..30).all(|i| names.contains(&format!("site{i}.example"))));
+        assert_eq!(hits, 300 + 10_000 + 50);
+        assert_eq!(ingest.partitions[&0].new_domains.len(), 80);
+        let checkpoint = serde_json::to_string(&ingest.partitions[&0].progress.replay_point(0)).unwrap();
+        assert!(checkpoint.len() < 32 * 1024, "the checkpoint fits checkpoints.replay_state: {} bytes", checkpoint.len());
+    }
+
+    #[test]
+    fn known_domains_pass_and_every_other_domain_is_rejected_as_unknown_domain() {
+        let gate = DomainGate::new(&["a.example".into(), "*.cdn.example".into()], 1, 600).expect("valid");
+        let mut ingest = ingest().with_domain_gate(gate);
+        for (offset, host) in ["a.example", "x.cdn.example", "b.example", "cdn.example", "y.cdn.example", "b.example"].iter().enumerate() {
+            ingest.ingest(0, offset as i64, cdn_line(T0_MS + offset as i64 * 1000, host, 1, 100).as_bytes());
+        }
+        let items = drain(&mut ingest);
+        let (names, hits) = announced_and_hits(&items);
+        assert_eq!(names.into_iter().collect::<Vec<_>>(), ["a.example", "x.cdn.example", "y.cdn.example"], "the list turns the cap off");
+        assert_eq!(hits, 3);
+        assert_eq!(rejects_of(&items).iter().map(|r| (r.0, r.1)).collect::<Vec<_>>(), [
+            (2, RejectReason::UnknownDomain),
+            (3, RejectReason::UnknownDomain),
+            (5, RejectReason::UnknownDomain)
+        ]);
+    }
+
+    #[test]
+    fn domain_keys_follow_the_seed() {
+        let line = cdn_line(T0_MS, "a.example", 1, 100);
+        let key_with = |seed: DomainSeed| {
+            let mut ingest = ingest().with_domain_seed(seed);
+            ingest.ingest(0, 0, line.as_bytes());
+            drain(&mut ingest).into_iter().find_map(|item| if let Ingested::Hit(hit) = item { Some(hit.domain) } else { None }).expect("a hit")
+        };
+        assert_eq!(key_with(DomainSeed([1, 2])), DomainSeed([1, 2]).key("a.example"));
+        assert_ne!(key_with(DomainSeed([1, 2])), key_with(DomainSeed([3, 4])));
+    }
+
+    #[test]
+    fn replaying_from_a_replay_point_repeats_every_domain_flood_decision() {
+        // 20 minutes, a line every 2 s: steady domains, one that comes back after 12 minutes
+        // (longer than the memory: new again), one every 9 minutes (still known), and bursts
+        // of flood hosts in some minutes that exhaust the cap of 4, so later newcomers in
+        // those minutes are refused. The memory outlasts the windows (about 6 minutes), so
+        // only the footprints that renew it keep a replay early enough to know the domain
+        // seen every 9 minutes when it comes back in a flooded minute.
+        let (cap, memory) = (4, 600);
+        let mut messages = Vec::new();
+        for i in 0..600i64 {
+            let minute = i / 30;
+            let host = match i % 30 {
+                0 | 10 | 20 => "a.example".to_string(),
+                5 | 15 => "b.example".to_string(),
+                25 if minute % 12 == 0 => "rare.example".to_string(),
+                28 if minute % 9 == 0 => "sometimes.example".to_string(),
+                6..=9 | 11..=14 if minute % 3 == 1 || (minute > 0 && minute % 9 == 0) => format!("f{i}.flood.example"),
+                27 if minute % 3 == 1 => format!("late{i}.example"),
+                _ => "c.example".to_string(),
+            };
+            messages.push(cdn_line(T0_MS + i * 2000 - (i % 5) * 1000, &host, (i % 40) as u8, 100 + i as u64).into_bytes());
+        }
+        let mut first = capped(cap, memory);
+        let mut all = Vec::new();
+        let mut snapshots = Vec::new();
+        for (offset, message) in messages.iter().enumerate() {
+            first.ingest(0, offset as i64, message);
+            if offset % 37 == 0 {
+                all.extend(drain(&mut first));
+                snapshots.push(first.partitions[&0].progress.clone());
+            }
+        }
+        all.extend(drain(&mut first));
+        let flood = first.counters().rejected.get(&RejectReason::DomainFlood).copied().unwrap_or(0);
+        assert!(flood >= 5, "the bursts exceed the cap: {flood}");
+        let t0 = (T0_MS / 1000) as u64;
+        let mut replays = 0;
+        for snapshot in &snapshots {
+            // The committed frontier never passes the watermark of the progress it is
+            // checkpointed with (`output::close_epochs`).
+            for committed in (t0..=snapshot.clock().watermark).step_by(30) {
+                let point = snapshot.replay_point(committed);
+                let mut resumed = capped(cap, memory);
+                resumed.resume_partition(0, &point);
+                for (offset, message) in messages.iter().enumerate().skip(point.offset.unwrap_or(0) as usize) {
+                    resumed.ingest(0, offset as i64, message);
+                }
+                let replayed = drain(&mut resumed);
+                replays += 1;
+                let (replayed, first) = (outputs_from(&replayed, committed), outputs_from(&all, committed));
+                assert!(replayed == first, "committed at {committed}, replayed from {:?}: {:?} against {:?} rejects", point.offset, replayed.1, first.1);
+            }
+        }
+        assert!(replays > 100, "{replays}");
     }
 
     fn ingest_at(ingest: &mut Ingest, offset: usize, line: &[u8]) {

@@ -1,10 +1,17 @@
 //! Keys: the compact records the window engine consumes, and the cells of its output.
 //!
 //! Contract:
-//! - A domain travels as a [`DomainKey`], a 64-bit keyed hash of its name, the same in every
-//!   process (so exchange routes agree); the name itself is sent once per source batch
-//!   (`Ingested::Name`) to the worker that owns the domain. Collisions are detected where
-//!   names are interned (`ingest`), never assumed away.
+//! - A domain travels as a [`DomainKey`], SipHash-1-3 of its name under a [`DomainSeed`]
+//!   the whole cluster agrees on at start-up (so exchange routes agree between processes);
+//!   the name itself is sent once per source batch (`Ingested::Name`) to the worker that
+//!   owns the domain. Collisions are detected where names are interned (`ingest`), never
+//!   assumed away.
+//! - Host names are attacker-controlled. With a seed nobody outside the job knows, nobody
+//!   can pick names that land on one worker or collide in a hash table. The job draws a
+//!   fresh random seed per run (process 0, worker 0) and broadcasts it before the dataflow
+//!   is built (`src/job.rs`): no key is ever persisted (checkpoints, the known-domain memory
+//!   of `domain_gate` and the window state are rebuilt by the replay), so nothing depends
+//!   on a key surviving a restart, and there is no secret for an operator to manage.
 //! - [`Hit`] and [`ClientHit`] are plain `Copy` records: nothing is allocated per line.
 //! - Output keys ([`DomainWindow`]) order by a hash of the domain, then window, then domain:
 //!   the closing worker sorts them, and comparing domain strings first was slow.
@@ -18,17 +25,32 @@ use serde::{Deserialize, Serialize};
 use crate::record::{CacheStatus, CleanRecord};
 use crate::window::{Time, Window, WindowKind};
 
-/// A domain's key: SipHash-1-3 of its name under fixed keys. Unlike FxHash, a Host header
-/// cannot be crafted cheaply to collide with another domain.
+/// A domain's key: SipHash-1-3 of its name under the run's [`DomainSeed`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct DomainKey(pub u64);
 
-impl DomainKey {
-    pub fn of(name: &str) -> DomainKey {
-        #[allow(deprecated)] // SipHasher13 is not public; DefaultHasher::new() is it with zero keys.
-        let mut hasher = std::hash::DefaultHasher::new();
+/// The two SipHash keys every worker of a run hashes domain names with (see the module doc).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DomainSeed(pub [u64; 2]);
+
+impl DomainSeed {
+    /// Zero keys: for tests and tools that never meet hostile names. The job uses a random
+    /// seed agreed by the cluster.
+    pub const FIXED: DomainSeed = DomainSeed([0, 0]);
+
+    /// The key of `name` under this seed.
+    pub fn key(&self, name: &str) -> DomainKey {
+        let mut hasher = siphasher::sip::SipHasher13::new_with_keys(self.0[0], self.0[1]);
         hasher.write(name.as_bytes());
         DomainKey(hasher.finish())
+    }
+}
+
+impl DomainKey {
+    /// The key of `name` under [`DomainSeed::FIXED`] (tests).
+    #[cfg(test)]
+    pub fn of(name: &str) -> DomainKey {
+        DomainSeed::FIXED.key(name)
     }
 
     /// The worker-routing hash (exchange pacts take a u64).

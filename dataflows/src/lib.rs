@@ -7,6 +7,7 @@
 //! | `clean.rs`      | UTC times, client IP by trusted proxies, domains, validation            |
 //! | `window.rs`     | time policy: watermarks, stamps, windows, retirement, idleness          |
 //! | `time_guard.rs` | future lines and time jumps held until confirmed, before the clock      |
+//! | `domain_gate.rs`| bounded cardinality: known domains, new domains per minute per partition |
 //! | `key.rs`        | compact records (`Hit`, `ClientHit`), domain keys, output cells         |
 //! | `frontier.rs`   | the operator shape of every aggregation stage: fold, emit on frontier   |
 //! | `panes.rs`      | the per-domain window engine: minute panes, incremental window stats    |
@@ -26,6 +27,7 @@ pub mod parse;
 pub mod clean;
 pub mod window;
 pub mod time_guard;
+pub mod domain_gate;
 pub mod key;
 pub mod frontier;
 pub mod topk;

@@ -72,7 +72,15 @@ pub struct ReplayPoint {
     /// Decisions to repeat at or after `offset`, by offset.
     #[serde(default)]
     pub decided: Vec<Decided>,
+    /// Offsets (first, last) whose bounded decisions were not recorded (see
+    /// [`PartitionProgress::decide_bounded`]): a replay decides them afresh.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unrecorded: Option<(i64, i64)>,
 }
+
+/// Most decisions a checkpoint carries (its JSON must fit `checkpoints.replay_state`, a TEXT
+/// of 64 KiB, at about 45 bytes a decision).
+pub const MAX_RECORDED_DECISIONS: usize = 512;
 
 /// One record that may still reach an uncommitted epoch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -104,6 +112,8 @@ pub struct PartitionProgress {
     read_until: Option<i64>,
     /// The first held record of an open time jump and the clock before it.
     pin: Option<Pin>,
+    /// Offsets whose bounded decisions were not recorded: (first, last).
+    unrecorded: Option<(i64, i64)>,
 }
 
 impl PartitionProgress {
@@ -116,6 +126,7 @@ impl PartitionProgress {
             replaying: point.idle_marks.iter().copied().collect(),
             decided: point.decided.iter().map(|d| (d.offset, d.reason)).collect(),
             read_until: point.read_until,
+            unrecorded: point.unrecorded,
             ..Default::default()
         };
         progress.apply_marks_before(point.offset.unwrap_or(0));
@@ -199,6 +210,26 @@ impl PartitionProgress {
         self.read_until.filter(|&until| offset < until).map(|_| self.decided.get(&offset).copied())
     }
 
+    /// Like [`Self::replayed_decision`] for a decision recorded with
+    /// [`Self::decide_bounded`]: `None` also where it may not have been recorded.
+    pub fn replayed_bounded_decision(&self, offset: i64) -> Option<Option<RejectReason>> {
+        match self.unrecorded {
+            Some((first, last)) if (first..=last).contains(&offset) => None,
+            _ => self.replayed_decision(offset),
+        }
+    }
+
+    /// Records a reject a replay should repeat, unless the checkpoint already carries
+    /// [`MAX_RECORDED_DECISIONS`]: then it notes the offset as unrecorded, and a replay
+    /// decides it afresh (exactly as the first run only if it rebuilds the same state).
+    pub fn decide_bounded(&mut self, offset: i64, reason: RejectReason) {
+        if self.decided.len() < MAX_RECORDED_DECISIONS {
+            self.decided.insert(offset, reason);
+        } else {
+            self.unrecorded = Some(self.unrecorded.map_or((offset, offset), |(first, last)| (first.min(offset), last.max(offset))));
+        }
+    }
+
     /// Records a reject at `offset` that a replay must repeat rather than derive.
     pub fn decide(&mut self, offset: i64, reason: RejectReason) {
         self.decided.insert(offset, reason);
@@ -239,6 +270,9 @@ impl PartitionProgress {
         }
         // Decisions before it are never replayed.
         self.decided = self.decided.split_off(&from);
+        if self.unrecorded.is_some_and(|(_, last)| last < from) {
+            self.unrecorded = None;
+        }
     }
 
     /// Where a restart must begin so that every epoch at or after `committed` is rebuilt.
@@ -261,7 +295,8 @@ impl PartitionProgress {
             (Some(next), Some(until)) => Some(next.max(until)),
             (next, until) => next.or(until),
         };
-        ReplayPoint { offset, clock, idle_marks, read_until, decided }
+        let unrecorded = self.unrecorded.filter(|&(_, last)| last >= from);
+        ReplayPoint { offset, clock, idle_marks, read_until, decided, unrecorded }
     }
 
     /// Number of footprints held (for metrics and the bounded-state tests).
@@ -408,6 +443,23 @@ mod tests {
         assert_eq!(replay.replayed_decision(20), None);
         // The replay point of a replay still below the first run's reach keeps that reach.
         assert_eq!(replay.replay_point(0).read_until, Some(20));
+    }
+
+    #[test]
+    fn bounded_decisions_past_the_limit_are_left_to_the_replay_and_the_checkpoint_stays_small() {
+        let mut progress = read(&[(0, 1_000_000)]);
+        for offset in 1..20_000 {
+            progress.note_read(offset);
+            progress.decide_bounded(offset, RejectReason::DomainFlood);
+        }
+        let point = progress.replay_point(500);
+        assert_eq!(point.decided.len(), MAX_RECORDED_DECISIONS);
+        assert_eq!(point.unrecorded, Some((MAX_RECORDED_DECISIONS as i64 + 1, 19_999)));
+        assert!(serde_json::to_string(&point).unwrap().len() < 32 * 1024, "fits checkpoints.replay_state");
+        let replay = PartitionProgress::resume(&point);
+        assert_eq!(replay.replayed_bounded_decision(5), Some(Some(RejectReason::DomainFlood)));
+        assert_eq!(replay.replayed_bounded_decision(600), None, "decided afresh");
+        assert_eq!(replay.replayed_bounded_decision(0), Some(None));
     }
 
     #[test]

@@ -117,10 +117,14 @@ pub enum RejectReason {
     /// The event time jumped more than `window.max_time_jump_secs` ahead of its partition and
     /// later records did not confirm the jump.
     TimeOutlier,
+    /// `clean.domains` is set and the domain is not in it.
+    UnknownDomain,
+    /// The partition had admitted `clean.new_domains_per_minute` new domains in this minute.
+    DomainFlood,
 }
 
 impl RejectReason {
-    pub const ALL: [RejectReason; 15] = [
+    pub const ALL: [RejectReason; 17] = [
         RejectReason::Empty,
         RejectReason::TooLong,
         RejectReason::BadUtf8,
@@ -136,6 +140,8 @@ impl RejectReason {
         RejectReason::TooLate,
         RejectReason::FutureTime,
         RejectReason::TimeOutlier,
+        RejectReason::UnknownDomain,
+        RejectReason::DomainFlood,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -155,6 +161,8 @@ impl RejectReason {
             RejectReason::TooLate => "too_late",
             RejectReason::FutureTime => "future_time",
             RejectReason::TimeOutlier => "time_outlier",
+            RejectReason::UnknownDomain => "unknown_domain",
+            RejectReason::DomainFlood => "domain_flood",
         }
     }
 }
