@@ -114,6 +114,47 @@ fn main_and_combined_presets() {
     assert_eq!(combined.decode(line.as_bytes()).map(|d| d.record.method), Ok(Method::Other));
 }
 
+/// Apache combined lines (`%h %l %u %t "%r" %>s %b "%{Referer}i" "%{User-agent}i"`): `%b` writes
+/// `-` for a response without a body.
+#[test]
+fn a_dash_byte_count_is_zero_and_counted() {
+    let mut combined = decoder_for("combined");
+    for (line, status) in [
+        (r#"198.51.100.4 - - [20/Nov/2026:16:15:39 +0800] "GET /img/logo.png HTTP/1.1" 304 - "https://www.example.com/" "Mozilla/5.0""#, 304),
+        (r#"198.51.100.4 - - [20/Nov/2026:16:15:39 +0800] "HEAD / HTTP/1.0" 200 - "-" "check_http/v2.3""#, 200),
+        (r#"198.51.100.4 - - [20/Nov/2026:16:15:39 +0800] "GET /gone HTTP/1.1" 204 - "-" "-""#, 204),
+    ] {
+        let record = combined.decode(line.as_bytes()).expect(line).record;
+        assert_eq!((record.status, record.bytes), (status, 0), "{line}");
+    }
+    // Broken counts are still rejected.
+    for bytes in ["--", "-5", "12a", "1.5", "0x10", "+3"] {
+        let line = format!(r#"198.51.100.4 - - [20/Nov/2026:16:15:39 +0800] "GET / HTTP/1.1" 200 {bytes} "-" "-""#);
+        assert_eq!(rejected(&mut combined, line.as_bytes()), (RejectReason::BadBytes, format!("$body_bytes_sent '{bytes}': not a number")));
+    }
+
+    // `$bytes_sent` too; the other numeric variables nginx may write as `-` (`$request_length`,
+    // `$upstream_connect_time`, `$upstream_status`, `$upstream_response_time`) are placed and
+    // read as no value.
+    let format = r#"$remote_addr [$time_local] "$request" $status $bytes_sent $request_length $host $request_time $upstream_connect_time $upstream_status $upstream_response_time"#;
+    let mut decoder = decoder_for(format);
+    let line = r#"203.0.113.9 [20/Nov/2026:16:15:39 +0800] "GET / HTTP/1.1" 499 - - a.example.com 0.000 - - -"#;
+    let record = decoder.decode(line.as_bytes()).expect("every value is `-`").record;
+    assert_eq!((record.status, record.bytes, record.request_time_us, record.upstream_time_us), (499, 0, Some(0), None));
+    let line = r#"203.0.113.9 [20/Nov/2026:16:15:39 +0800] "GET / HTTP/1.1" 502 157 411 a.example.com 0.031 0.001, - 502, 502 0.030, -"#;
+    let record = decoder.decode(line.as_bytes()).expect("failed upstreams").record;
+    assert_eq!((record.bytes, record.upstream_time_us), (157, None));
+}
+
+#[test]
+fn a_line_cut_off_inside_its_last_quoted_value_is_rejected_with_that_reason() {
+    let mut combined = decoder_for("combined");
+    let line = r#"198.51.100.4 - - [20/Nov/2026:16:15:39 +0800] "GET / HTTP/1.1" 200 512 "-" "Mozilla/5.0 (Windows NT 10.0; Wi"#;
+    let (reason, detail) = rejected(&mut combined, format!("{line}\n").as_bytes());
+    assert_eq!(reason, RejectReason::BadFormat);
+    assert_eq!(detail, format!("line ended inside the quoted value of $http_user_agent (no closing quote after byte {})", line.find("Mozilla").expect("ua")));
+}
+
 const JSON_LINE: &str = concat!(
     r#"{"time_iso8601":"2026-11-20T16:15:39+08:00","remote_addr":"10.0.0.2","request":"GET /a?q=\"x\" HTTP/2.0","#,
     r#""status":"200","body_bytes_sent":"10","bytes_sent":"300","http_referer":"","http_user_agent":"UA \"1\"\\\n","#,
