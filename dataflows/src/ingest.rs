@@ -108,7 +108,7 @@ pub struct IngestCounters {
     pub messages: u64,
     pub accepted: u64,
     pub rejected: BTreeMap<RejectReason, u64>,
-    /// Filebeat events dropped as re-sends of events already counted.
+    /// Shipper events dropped as re-sends of events already counted.
     pub resends: u64,
 }
 
@@ -126,7 +126,7 @@ struct PartitionState {
     idle_since: Option<u64>,
 }
 
-/// How long Filebeat re-sends are recognised by default, in event-time seconds.
+/// How long shipper re-sends are recognised by default, in event-time seconds.
 pub const DEFAULT_RESEND_HORIZON_SECS: u64 = 600;
 
 pub struct Ingest {
@@ -156,7 +156,7 @@ impl Ingest {
         }
     }
 
-    /// How long re-sent Filebeat events are recognised (see `dedup`); set before reading.
+    /// How long re-sent shipper events are recognised (see `dedup`); set before reading.
     pub fn with_resend_horizon(mut self, secs: u64) -> Self {
         self.resend_horizon_secs = secs;
         self

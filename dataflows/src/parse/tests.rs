@@ -67,6 +67,36 @@ fn shared_samples_decode_with_origin_and_line_time() {
     }
 }
 
+/// The same five lines of one file (the last one after a restart of the shipper), as rsyslog,
+/// Vector and Fluent Bit send them: each decodes to the line's record and the shipper's origin.
+#[test]
+fn every_shipper_envelope_decodes_with_its_origin() {
+    let expected = [
+        (0, SAMPLE_MS, "203.0.113.7", 200, 5120),
+        (159, SAMPLE_MS + 1_000, "198.51.100.23", 401, 64),
+        (273, SAMPLE_MS + 2_000, "2001:db8::5", 206, 1_048_576),
+        // Apache-style `\"` in the user agent and a `-` byte count.
+        (404, SAMPLE_MS + 5_000, "192.0.2.44", 304, 0),
+        (560, SAMPLE_MS + 6_000, "198.51.100.9", 200, 612),
+    ];
+    for (fixture, events, shipper) in [
+        ("rsyslog", include_str!("../../tests/fixtures/rsyslog-events.jsonl"), "web-1"),
+        ("vector", include_str!("../../tests/fixtures/vector-events.jsonl"), "web-2"),
+        ("fluent-bit", include_str!("../../tests/fixtures/fluent-bit-events.jsonl"), "web-3"),
+    ] {
+        let mut decoder = decoder_for(SAMPLE_FORMAT);
+        let events: Vec<&str> = events.split_inclusive('\n').collect();
+        assert_eq!(events.len(), expected.len(), "{fixture}");
+        for (event, &(offset, event_ms, client, status, bytes)) in events.into_iter().zip(&expected) {
+            let decoded = decoder.decode(event.as_bytes()).unwrap_or_else(|reject| panic!("{fixture}: {reject:?}: {event}"));
+            let origin = decoded.origin.unwrap_or_else(|| panic!("{fixture}: no origin: {event}"));
+            assert_eq!((origin.shipper.as_ref(), origin.path.as_ref(), origin.offset), (shipper, "/var/log/nginx/access.log", offset), "{fixture}");
+            let record = decoded.record;
+            assert_eq!((record.event_ms, record.client_ip, record.status, record.bytes), (event_ms, ip(client), status, bytes), "{fixture}: {event}");
+        }
+    }
+}
+
 #[test]
 fn sample_messages_decode_as_raw_lines_too() {
     let mut decoder = decoder_for(SAMPLE_FORMAT);
@@ -191,7 +221,7 @@ fn envelope_rejects() {
     let mut decoder = decoder_for(SAMPLE_FORMAT);
     assert_eq!(
         rejected(&mut decoder, br#"{"@timestamp":"2026-11-20T08:15:42.118Z"}"#),
-        (RejectReason::BadEnvelope, "json object without a message (not a filebeat event)".into())
+        (RejectReason::BadEnvelope, "json object without a message or log line (not a shipper event)".into())
     );
     assert_eq!(rejected(&mut decoder, b"{not json").0, RejectReason::BadEnvelope);
     assert_eq!(rejected(&mut decoder, br#"  {"message": 7}"#).0, RejectReason::BadEnvelope);
