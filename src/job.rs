@@ -3,7 +3,8 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
@@ -17,7 +18,7 @@ use tracing::{error, info};
 
 use crate::config::Settings;
 use crate::sink::{self, SinkSettings, SinkTarget};
-use crate::source::file::{BlockReader, FileReader, FILE_PARTITION};
+use crate::source::file::{expand, spawn_progress, BlockReader, FileReader, MultiFileReader, ReadCounters, FILE_PARTITION};
 use crate::source::kafka::{check_retention, partition_count, partitions_for, KafkaReader, KafkaSourceError};
 use crate::source::{ingest_source, Pacing, ReadStatus, Reader, STOP};
 use crate::telemetry::METRICS;
@@ -26,19 +27,27 @@ use crate::telemetry::METRICS;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SourceSpec {
     Kafka,
-    /// A file path, or `-` for standard input.
-    File(PathBuf),
+    /// Files: comma-separated paths, directories and `*`/`?` patterns (see
+    /// `source::file::expand`), or `-` for standard input.
+    File(String),
 }
 
 impl SourceSpec {
-    /// Parses `kafka` or `file:PATH`.
+    /// Parses `kafka` or `file:SPEC`.
     pub fn parse(text: &str) -> Result<SourceSpec, String> {
         match text.split_once(':') {
             _ if text == "kafka" => Ok(SourceSpec::Kafka),
-            Some(("file", path)) if !path.is_empty() => Ok(SourceSpec::File(PathBuf::from(path))),
-            _ => Err(format!("unknown source `{text}`: expected `kafka` or `file:PATH` (`file:-` for stdin)")),
+            Some(("file", spec)) if !spec.trim().is_empty() => Ok(SourceSpec::File(spec.to_owned())),
+            _ => Err(format!(
+                "unknown source `{text}`: expected `kafka` or `file:PATH[,PATH...]` (files, directories, `*`/`?` patterns; `file:-` for stdin)"
+            )),
         }
     }
+}
+
+/// The global worker that reads file `index` of several.
+fn file_worker(index: usize, peers: usize) -> usize {
+    index % peers
 }
 
 /// Timely cluster shape: `-w` workers per process, `-n` processes, `-p` this process's index,
@@ -113,6 +122,7 @@ enum AnyReader {
     Kafka(KafkaReader),
     File(FileReader),
     Blocks(BlockReader),
+    Files(MultiFileReader),
     Nothing,
 }
 
@@ -122,6 +132,7 @@ impl Reader for AnyReader {
             AnyReader::Kafka(r) => r.read(ingest, budget),
             AnyReader::File(r) => r.read(ingest, budget),
             AnyReader::Blocks(r) => r.read(ingest, budget),
+            AnyReader::Files(r) => r.read(ingest, budget),
             AnyReader::Nothing => ReadStatus::Finished,
         }
     }
@@ -152,8 +163,30 @@ pub fn run(settings: Settings, options: RunOptions) -> anyhow::Result<RunSummary
             info!(topic = %settings.kafka.topic, partitions = count, "kafka topic found");
             (count, format!("kafka:{}", settings.kafka.topic))
         }
-        SourceSpec::File(path) => (1, format!("file:{}", path.display())),
+        SourceSpec::File(spec) => (1, format!("file:{spec}")),
     };
+    let files = match &options.source {
+        SourceSpec::File(spec) => expand(spec).context("--source")?,
+        SourceSpec::Kafka => Vec::new(),
+    };
+    // Several files: one progress bar for this process's share of them.
+    let counters = Arc::new(ReadCounters::default());
+    let reading_done = Arc::new(AtomicBool::new(false));
+    let mut progress = None;
+    if files.len() > 1 {
+        let peers = options.cluster.workers * options.cluster.processes.max(1);
+        let first = options.cluster.process * options.cluster.workers;
+        let mut total = 0;
+        for (index, path) in files.iter().enumerate() {
+            let bytes = std::fs::metadata(path).map(|m| m.len()).with_context(|| format!("--source: {}", path.display()))?;
+            let worker = file_worker(index, peers);
+            if (first..first + options.cluster.workers).contains(&worker) {
+                total += bytes;
+            }
+            info!(partition = index, worker, bytes, path = %path.display(), "file source partition");
+        }
+        progress = spawn_progress(total, Arc::clone(&counters), Arc::clone(&reading_done));
+    }
     // Only Kafka can be replayed by offset; a file is read whole every time.
     let replayable = options.source == SourceSpec::Kafka;
     // Commits come from worker 0, in process 0: only that process takes a new generation.
@@ -209,13 +242,26 @@ pub fn run(settings: Settings, options: RunOptions) -> anyhow::Result<RunSummary
                     }
                 }
             }
+            // Several files: each its own partition, spread over all workers.
+            SourceSpec::File(_) if files.len() > 1 => {
+                let mine: Vec<(PathBuf, i32)> = files
+                    .iter()
+                    .enumerate()
+                    .filter(|(at, _)| file_worker(*at, peers) == index)
+                    .map(|(at, path)| (path.clone(), at as i32))
+                    .collect();
+                for (_, partition) in &mine {
+                    ingest.add_partition(*partition, PartitionClock::default());
+                }
+                if mine.is_empty() { AnyReader::Nothing } else { AnyReader::Files(MultiFileReader::new(mine, Arc::clone(&counters))) }
+            }
             // A plain file is split between all workers; gzip and stdin are read by worker 0.
-            SourceSpec::File(path) => match BlockReader::open(path, index, peers) {
+            SourceSpec::File(_) => match BlockReader::open(&files[0], index, peers) {
                 Ok(Some(reader)) if peers > 1 => {
                     ingest.add_partition(reader.partition(), PartitionClock::default());
                     AnyReader::Blocks(reader)
                 }
-                Ok(_) if index == 0 => match FileReader::open(path) {
+                Ok(_) if index == 0 => match FileReader::open(&files[0]) {
                     Ok(reader) => {
                         ingest.add_partition(FILE_PARTITION, PartitionClock::default());
                         AnyReader::File(reader)
@@ -258,6 +304,10 @@ pub fn run(settings: Settings, options: RunOptions) -> anyhow::Result<RunSummary
             Ok(Ok(())) => {}
             Ok(Err(err)) | Err(err) => failures.push(err),
         }
+    }
+    reading_done.store(true, Ordering::Relaxed);
+    if let Some(progress) = progress {
+        let _ = progress.join();
     }
     if !failures.is_empty() {
         bail!("job failed: {}", failures.join("; "));
@@ -323,8 +373,10 @@ mod tests {
     #[test]
     fn source_specs_parse() {
         assert_eq!(SourceSpec::parse("kafka"), Ok(SourceSpec::Kafka));
-        assert_eq!(SourceSpec::parse("file:-"), Ok(SourceSpec::File(PathBuf::from("-"))));
-        assert_eq!(SourceSpec::parse("file:/var/log/a.log"), Ok(SourceSpec::File(PathBuf::from("/var/log/a.log"))));
+        assert_eq!(SourceSpec::parse("file:-"), Ok(SourceSpec::File("-".into())));
+        assert_eq!(SourceSpec::parse("file:/var/log/a.log"), Ok(SourceSpec::File("/var/log/a.log".into())));
+        assert_eq!(SourceSpec::parse("file:/var/log/nginx/,b.log.gz"), Ok(SourceSpec::File("/var/log/nginx/,b.log.gz".into())));
+        assert!(SourceSpec::parse("file: ").is_err());
         assert!(SourceSpec::parse("file:").is_err());
         assert!(SourceSpec::parse("s3:x").is_err());
     }

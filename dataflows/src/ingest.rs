@@ -124,6 +124,9 @@ struct PartitionState {
     /// Wall-clock second since which the partition has been at the end of its log; `None`
     /// while data is flowing.
     idle_since: Option<u64>,
+    /// The partition's input ended for good (one of several files): it no longer bounds the
+    /// watermark.
+    finished: bool,
 }
 
 /// How long shipper re-sends are recognised by default, in event-time seconds.
@@ -173,7 +176,14 @@ impl Ingest {
     }
 
     fn new_partition(&self, progress: PartitionProgress) -> PartitionState {
-        PartitionState { progress, resends: ResendFilter::new(self.resend_horizon_secs), hold: None, progress_dirty: true, idle_since: None }
+        PartitionState {
+            progress,
+            resends: ResendFilter::new(self.resend_horizon_secs),
+            hold: None,
+            progress_dirty: true,
+            idle_since: None,
+            finished: false,
+        }
     }
 
     /// Forgets progress that cannot matter once every epoch before `committed` is in MySQL.
@@ -191,12 +201,14 @@ impl Ingest {
         self.partitions.get(&partition).map(|state| state.progress.clock())
     }
 
-    /// The least watermark over this worker's partitions: nothing it drains later is stamped
-    /// earlier. `None` if it reads no partition. A held time jump keeps its partition at the
-    /// watermark before its first record, where its records may still be written.
+    /// The least watermark over this worker's partitions that are not finished: nothing it
+    /// drains later is stamped earlier. `None` if it reads no (unfinished) partition. A held
+    /// time jump keeps its partition at the watermark before its first record, where its
+    /// records may still be written.
     pub fn watermark(&self) -> Option<Time> {
         self.partitions
             .values()
+            .filter(|state| !state.finished)
             .map(|state| {
                 let watermark = state.progress.clock().watermark;
                 state.hold.as_ref().map_or(watermark, |hold| watermark.min(hold.pin.1.watermark))
@@ -264,6 +276,19 @@ impl Ingest {
         let Ingest { policy, partitions, domains, pending, counters, .. } = self;
         for (&partition, state) in partitions.iter_mut() {
             Emit { policy, domains, pending, counters, partition }.end_hold(state);
+        }
+    }
+
+    /// Ends one partition's input (a file read to its end while the worker reads others): an
+    /// open time jump there is decided as at the end of the input, and the partition stops
+    /// holding the watermark back, so a worker's finished file does not keep the windows of
+    /// its later files open. Nothing may be ingested into it afterwards: its records would be
+    /// stamped below the watermark.
+    pub fn finish_partition(&mut self, partition: i32) {
+        let Ingest { policy, partitions, domains, pending, counters, .. } = self;
+        if let Some(state) = partitions.get_mut(&partition) {
+            Emit { policy, domains, pending, counters, partition }.end_hold(state);
+            state.finished = true;
         }
     }
 
@@ -526,6 +551,27 @@ mod tests {
         let mut out = Vec::new();
         ingest.drain_into(&mut out);
         out
+    }
+
+    #[test]
+    fn a_finished_partition_stops_holding_the_watermark_back() {
+        let mut ingest = ingest();
+        ingest.add_partition(0, PartitionClock::default());
+        ingest.add_partition(1, PartitionClock::default());
+        // An unread partition holds the watermark at the start.
+        ingest.ingest(1, 1, cdn_line(T0_MS + 600_000, "a.example", 1, 100).as_bytes());
+        assert_eq!(ingest.watermark(), Some(0));
+        ingest.ingest(0, 1, cdn_line(T0_MS, "a.example", 1, 100).as_bytes());
+        let first = ingest.watermark().expect("two partitions");
+        assert_eq!(first, ingest.clock(0).expect("partition 0").watermark);
+        // A time jump held in partition 0 is decided when it finishes.
+        ingest.ingest(0, 2, cdn_line(T0_MS + 86_400_000, "a.example", 1, 100).as_bytes());
+        ingest.finish_partition(0);
+        assert_eq!(ingest.counters().rejected.get(&RejectReason::TimeOutlier), Some(&1));
+        assert_eq!(ingest.watermark(), Some(ingest.clock(1).expect("partition 1").watermark));
+        assert!(ingest.watermark() > Some(first));
+        ingest.finish_partition(1);
+        assert_eq!(ingest.watermark(), None);
     }
 
     #[test]
