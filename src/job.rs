@@ -187,8 +187,10 @@ pub fn run(settings: Settings, options: RunOptions) -> anyhow::Result<RunSummary
         }
         progress = spawn_progress(total, Arc::clone(&counters), Arc::clone(&reading_done));
     }
-    // Only Kafka can be replayed by offset; a file is read whole every time.
-    let replayable = options.source == SourceSpec::Kafka;
+    // Kafka and several files (offsets are line numbers of a fixed file) are replayed from
+    // their checkpoints; a single file, split by byte blocks over however many workers run,
+    // and standard input are read whole every time.
+    let replayable = options.source == SourceSpec::Kafka || files.len() > 1;
     // Commits come from worker 0, in process 0: only that process takes a new generation.
     let writes = options.cluster.process == 0;
     let resume = if to_mysql {
@@ -198,8 +200,20 @@ pub fn run(settings: Settings, options: RunOptions) -> anyhow::Result<RunSummary
     };
     let mut replay_from: BTreeMap<i32, i64> =
         resume.partitions.iter().filter_map(|(&p, c)| c.replay.offset.map(|o| (p, o))).collect();
-    if replayable && !replay_from.is_empty() {
+    if options.source == SourceSpec::Kafka && !replay_from.is_empty() {
         check_retention(&settings.kafka, &mut replay_from, options.accept_data_loss).context("checking the checkpoints against retention")?;
+    }
+    // A file's partition is its place in the sorted list: a checkpoint for more files than
+    // there are means the set changed, and resuming would replay the wrong files.
+    if let (SourceSpec::File(spec), Some(&highest)) = (&options.source, resume.partitions.keys().next_back()) {
+        if files.len() > 1 && highest >= files.len() as i32 {
+            bail!(
+                "the checkpoints of file:{spec} cover {} files but it now names {}: resume needs the same files \
+                 (partition i is the i-th path in sorted order); run over the same set, or into a fresh database",
+                highest + 1,
+                files.len()
+            );
+        }
     }
     install_stop_signals();
     let timely_config = options.cluster.timely_config()?;
@@ -244,14 +258,21 @@ pub fn run(settings: Settings, options: RunOptions) -> anyhow::Result<RunSummary
             }
             // Several files: each its own partition, spread over all workers.
             SourceSpec::File(_) if files.len() > 1 => {
-                let mine: Vec<(PathBuf, i32)> = files
-                    .iter()
-                    .enumerate()
-                    .filter(|(at, _)| file_worker(*at, peers) == index)
-                    .map(|(at, path)| (path.clone(), at as i32))
-                    .collect();
-                for (_, partition) in &mine {
-                    ingest.add_partition(*partition, PartitionClock::default());
+                let mut mine = Vec::new();
+                for (at, path) in files.iter().enumerate().filter(|(at, _)| file_worker(*at, peers) == index) {
+                    let partition = at as i32;
+                    // Resumed from its checkpoint's replay point (a line number), as Kafka is.
+                    let start = match resume.partitions.get(&partition) {
+                        Some(checkpoint) => {
+                            ingest.resume_partition(partition, &checkpoint.replay);
+                            checkpoint.replay.offset
+                        }
+                        None => {
+                            ingest.add_partition(partition, PartitionClock::default());
+                            None
+                        }
+                    };
+                    mine.push((path.clone(), partition, start));
                 }
                 if mine.is_empty() { AnyReader::Nothing } else { AnyReader::Files(MultiFileReader::new(mine, Arc::clone(&counters))) }
             }

@@ -4,11 +4,14 @@
 //! `--source file:DIR/` by two workers: each file is its own partition with its own
 //! watermark, so the disorder between files is not lateness, and every `domain_minute` row
 //! equals the oracle's batch computation over all lines. A second run over the same files
-//! writes the same rows (absolute values), so nothing counts twice.
+//! writes the same rows (absolute values), so nothing counts twice; a run killed with
+//! `kill -9` in the middle resumes from its checkpoints (file, line) and ends with every table
+//! equal to an uninterrupted run.
 
 mod common;
 
 use std::io::Write;
+use std::time::{Duration, Instant};
 
 use common::*;
 use edgeflow::gen::{GenConfig, GeneratedLine, OutputFormat, TrafficGen};
@@ -17,12 +20,12 @@ const LINES: u64 = 40_000;
 const SERVERS: usize = 2;
 const ROTATIONS: usize = 4;
 
-fn traffic() -> Vec<GeneratedLine> {
+fn traffic(lines: u64) -> Vec<GeneratedLine> {
     let config = GenConfig {
         seed: 41,
         domains: 10,
         clients: 4_000,
-        lines: LINES,
+        lines,
         // About 11 minutes of event time, so each rotated file holds a few minutes.
         rate_per_sec: 60.0,
         hosts: SERVERS,
@@ -57,7 +60,7 @@ fn rotated_files(lines: &[GeneratedLine]) -> tempfile::TempDir {
 #[test]
 fn a_directory_of_rotated_gzip_files_from_two_servers_backfills_in_one_run() {
     let services = Services::from_env();
-    let lines = traffic();
+    let lines = traffic(LINES);
     let dir = rotated_files(&lines);
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), SERVERS * ROTATIONS);
     let url = fresh_database(&services, "files");
@@ -88,4 +91,63 @@ fn a_directory_of_rotated_gzip_files_from_two_servers_backfills_in_one_run() {
     let before = dump_tables(&url);
     assert_success(&edgeflow(&["run", "-c", "config/local.toml", "--source", &source, "-w", "2"], &env), "second run");
     assert_same_tables(&dump_tables(&url), &before, "a second run over the same files");
+}
+
+/// `job_state.committed_upto` of the only source in `url`, once there is one.
+fn committed_upto(url: &str) -> Option<i64> {
+    use mysql_async::prelude::Queryable;
+    runtime().block_on(async {
+        let mut conn = mysql_async::Conn::from_url(url).await.ok()?;
+        let upto: Option<Option<i64>> = conn.query_first("SELECT committed_upto FROM job_state").await.ok()?;
+        let _ = conn.disconnect().await;
+        upto.flatten()
+    })
+}
+
+#[test]
+fn a_backfill_killed_in_the_middle_resumes_from_its_checkpoints_without_a_row_changing() {
+    let services = Services::from_env();
+    // Enough lines that the run is still going when its first commits land.
+    let lines = traffic(400_000);
+    let dir = rotated_files(&lines);
+    let logs = tempfile::tempdir().unwrap();
+    let source = format!("file:{}/", dir.path().display());
+    let env_for = |url: &str| -> Vec<(&'static str, String)> {
+        vec![
+            ("EDGEFLOW__MYSQL__URL", url.to_owned()),
+            ("EDGEFLOW__PARSE__FORMAT", "cdn".to_owned()),
+            ("EDGEFLOW__WINDOW__OUT_OF_ORDERNESS_SECS", "5".to_owned()),
+        ]
+    };
+    let run_args = ["run", "-c", "config/local.toml", "--source", &source, "-w", "2"];
+
+    let reference = fresh_database(&services, "files_ref");
+    let env: Vec<(&str, String)> = env_for(&reference);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    assert_success(&edgeflow(&["migrate", "-c", "config/local.toml"], &env), "migrate");
+    assert_success(&edgeflow(&run_args, &env), "uninterrupted run");
+    let expected = dump_tables(&reference);
+
+    let url = fresh_database(&services, "files_kill");
+    let env: Vec<(&str, String)> = env_for(&url);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    assert_success(&edgeflow(&["migrate", "-c", "config/local.toml"], &env), "migrate");
+    let mut job = Job::spawn(&run_args, &env, &logs.path().join("killed.log"));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while committed_upto(&url).is_none() {
+        assert!(job.child.try_wait().unwrap().is_none(), "finished before its first commit was seen:\n{}", job.log_text());
+        assert!(Instant::now() < deadline, "no commit after 60 s:\n{}", job.log_text());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(job.child.try_wait().unwrap().is_none(), "finished before it could be killed:\n{}", job.log_text());
+    job.kill_9();
+    let killed_at = committed_upto(&url);
+    let partial = read_domain_minutes(&url).values().map(|row| row[0]).sum::<u64>();
+    assert!(partial < 400_000, "the killed run had written everything");
+
+    let resumed = edgeflow(&run_args, &env);
+    assert_success(&resumed, "resumed run");
+    let log = String::from_utf8_lossy(&resumed.stderr);
+    assert!(log.contains("partitions=8"), "resumed without the checkpoints of the 8 files:\n{log}");
+    assert_same_tables(&dump_tables(&url), &expected, &format!("after kill -9 at committed_upto {killed_at:?} ({partial} requests written) and a resume"));
 }

@@ -19,7 +19,9 @@
 //!   (partition, offset) is (file, line). Each file has its own watermark (disorder between
 //!   files, e.g. two servers' logs, is not lateness); a worker reads whichever of its files
 //!   has the lowest watermark and finishes a file's partition at its end, so a month of
-//!   rotated files advances through event time together instead of file after file.
+//!   rotated files advances through event time together instead of file after file. A
+//!   resumed file skips to its checkpoint's replay line (a file now shorter than that is
+//!   skipped with an error: it is not the file that was checkpointed).
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, IsTerminal, Read, Seek, SeekFrom};
@@ -51,6 +53,8 @@ pub enum FileSourceError {
     StdinWithFiles,
     #[error("file: needs a path")]
     Empty,
+    #[error("{path} has {lines} lines, but its checkpoint resumes at line {resume_at}: the file changed since")]
+    ShorterThanCheckpoint { path: PathBuf, lines: i64, resume_at: i64 },
 }
 
 /// The files `spec` names, sorted by path without duplicates: comma-separated items, each a
@@ -223,6 +227,25 @@ impl FileReader {
     pub fn open_part(path: &Path, partition: i32, counters: Arc<ReadCounters>) -> Result<Self, FileSourceError> {
         let (reader, _) = Self::open_counted(path, Arc::clone(&counters.bytes), 64 << 10)?;
         Ok(FileReader { partition, shared: Some(counters), ..reader })
+    }
+
+    /// Skips to line `line` (1-based), the replay point of a resumed file, reading through
+    /// the lines before it without ingesting them.
+    fn skip_to(&mut self, line: i64, path: &Path) -> Result<(), FileSourceError> {
+        let read_err = |source| FileSourceError::Open { path: path.to_path_buf(), source };
+        while self.line_number + 1 < line {
+            self.line.clear();
+            // Only the newline matters here: keep nothing of the line.
+            if read_line_bounded(&mut self.lines, &mut self.line, 0).map_err(read_err)? == 0 {
+                // Shorter than when its checkpoint was written: not the same file any more.
+                return Err(FileSourceError::ShorterThanCheckpoint { path: path.to_path_buf(), lines: self.line_number, resume_at: line });
+            }
+            self.line_number += 1;
+        }
+        if let Some(shared) = &self.shared {
+            shared.lines.fetch_add(self.line_number as u64, Ordering::Relaxed);
+        }
+        Ok(())
     }
 
     fn open_counted(path: &Path, bytes_read: Arc<AtomicU64>, buffer: usize) -> Result<(Self, Option<u64>), FileSourceError> {
@@ -495,16 +518,22 @@ pub struct MultiFileReader {
 struct PartFile {
     path: PathBuf,
     partition: i32,
+    /// The first line to read (1-based): a checkpoint's replay point; `None`: the first.
+    start: Option<i64>,
     /// Opened on first read, so a worker with many files holds buffers only for those begun.
     reader: Option<FileReader>,
     finished: bool,
 }
 
 impl MultiFileReader {
-    /// Reads `files` (path, partition); every partition must be registered with the worker's
-    /// `Ingest` before the first read, so an unread file holds the watermark at its start.
-    pub fn new(files: Vec<(PathBuf, i32)>, counters: Arc<ReadCounters>) -> MultiFileReader {
-        let files = files.into_iter().map(|(path, partition)| PartFile { path, partition, reader: None, finished: false }).collect();
+    /// Reads `files` (path, partition, first line to read); every partition must be
+    /// registered with the worker's `Ingest` before the first read (resumed at that line, or
+    /// fresh), so an unread file holds the watermark at its start.
+    pub fn new(files: Vec<(PathBuf, i32, Option<i64>)>, counters: Arc<ReadCounters>) -> MultiFileReader {
+        let files = files
+            .into_iter()
+            .map(|(path, partition, start)| PartFile { path, partition, start, reader: None, finished: false })
+            .collect();
         MultiFileReader { files, counters }
     }
 
@@ -525,7 +554,9 @@ impl Reader for MultiFileReader {
         let Some(at) = self.next_file(ingest) else { return ReadStatus::Finished };
         let file = &mut self.files[at];
         if file.reader.is_none() {
-            match FileReader::open_part(&file.path, file.partition, Arc::clone(&self.counters)) {
+            let opened = FileReader::open_part(&file.path, file.partition, Arc::clone(&self.counters))
+                .and_then(|mut reader| reader.skip_to(file.start.unwrap_or(1), &file.path).map(|()| reader));
+            match opened {
                 Ok(reader) => file.reader = Some(reader),
                 Err(err) => {
                     // Listed at start but gone or unreadable now: the other files go on, loudly.
@@ -660,7 +691,7 @@ mod tests {
         ingest.add_partition(3, dataflows::window::PartitionClock::default());
         ingest.add_partition(5, dataflows::window::PartitionClock::default());
         let counters = Arc::new(ReadCounters::default());
-        let mut reader = MultiFileReader::new(vec![(early, 3), (late, 5)], Arc::clone(&counters));
+        let mut reader = MultiFileReader::new(vec![(early, 3, None), (late, 5, None)], Arc::clone(&counters));
         let mut order = Vec::new();
         loop {
             let before = (ingest.counters().messages, ingest.clock(3).unwrap().max_event_sec, ingest.clock(5).unwrap().max_event_sec);
@@ -682,6 +713,29 @@ mod tests {
         assert_eq!(ingest.counters().accepted, 12, "{:?}", ingest.counters().rejected);
         assert_eq!(counters.lines.load(Ordering::Relaxed), 12);
         assert_eq!(ingest.watermark(), None, "every file finished");
+    }
+
+    #[test]
+    fn a_resumed_file_starts_at_its_replay_line_and_a_shorter_one_is_skipped_loudly() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.log.gz");
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut encoder, combined_lines(1_800_000_000, 6).as_bytes()).unwrap();
+        std::fs::write(&path, encoder.finish().unwrap()).unwrap();
+        let short = dir.path().join("b.log");
+        std::fs::write(&short, combined_lines(1_800_000_000, 2)).unwrap();
+
+        let mut ingest = test_ingest();
+        ingest.add_partition(0, dataflows::window::PartitionClock::default());
+        ingest.add_partition(1, dataflows::window::PartitionClock::default());
+        let counters = Arc::new(ReadCounters::default());
+        let mut reader = MultiFileReader::new(vec![(path, 0, Some(4)), (short, 1, Some(5))], Arc::clone(&counters));
+        while reader.read(&mut ingest, 100) != ReadStatus::Finished {}
+        // Lines 4 to 6 of the first file; nothing of the second, which has only 2 lines.
+        assert_eq!(ingest.counters().messages, 3);
+        assert_eq!(ingest.clock(0).unwrap().max_event_sec, Some(1_800_000_005));
+        assert_eq!(ingest.clock(1).unwrap().max_event_sec, None);
+        assert_eq!(ingest.watermark(), None);
     }
 
     #[test]
