@@ -53,7 +53,7 @@ pub struct KafkaConfig {
     pub client_id: String,
     /// Where to start a partition that has no checkpoint: `earliest` or `latest`.
     pub start: StartPosition,
-    /// Filebeat events with the same origin within this much event time count once.
+    /// Shipper events with the same origin within this much event time count once.
     pub resend_horizon_secs: u64,
     /// Extra librdkafka properties, applied last (they override edgeflow's defaults).
     pub properties: BTreeMap<String, String>,

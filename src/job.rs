@@ -3,8 +3,8 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use dataflows::alert::AlertStage;
@@ -20,7 +20,7 @@ use crate::config::Settings;
 use crate::sink::checkpoint::CheckpointError;
 use crate::sink::schema::SchemaError;
 use crate::sink::{self, SinkError, SinkSettings, SinkTarget};
-use crate::source::file::{BlockReader, FileReader, FileSourceError, FILE_PARTITION};
+use crate::source::file::{expand, spawn_progress, BlockReader, FileReader, FileSourceError, MultiFileReader, ReadCounters, FILE_PARTITION};
 use crate::source::kafka::{check_retention, partition_count, partitions_for, KafkaReader, KafkaSourceError};
 use crate::source::{ingest_source, Pacing, ReadStatus, Reader, STOP};
 use crate::telemetry::METRICS;
@@ -29,17 +29,20 @@ use crate::telemetry::METRICS;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SourceSpec {
     Kafka,
-    /// A file path, or `-` for standard input.
-    File(PathBuf),
+    /// Files: comma-separated paths, directories and `*`/`?` patterns (see
+    /// `source::file::expand`), or `-` for standard input.
+    File(String),
 }
 
 impl SourceSpec {
-    /// Parses `kafka` or `file:PATH`.
+    /// Parses `kafka` or `file:SPEC`.
     pub fn parse(text: &str) -> Result<SourceSpec, String> {
         match text.split_once(':') {
             _ if text == "kafka" => Ok(SourceSpec::Kafka),
-            Some(("file", path)) if !path.is_empty() => Ok(SourceSpec::File(PathBuf::from(path))),
-            _ => Err(format!("unknown source `{text}`: expected `kafka` or `file:PATH` (`file:-` for stdin)")),
+            Some(("file", spec)) if !spec.trim().is_empty() => Ok(SourceSpec::File(spec.to_owned())),
+            _ => Err(format!(
+                "unknown source `{text}`: expected `kafka` or `file:PATH[,PATH...]` (files, directories, `*`/`?` patterns; `file:-` for stdin)"
+            )),
         }
     }
 }
@@ -67,6 +70,17 @@ pub enum JobError {
     Sink(SinkError),
     #[error("job failed: {}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
     Workers(Vec<WorkerError>),
+    #[error("--source: {0}")]
+    Files(FileSourceError),
+    #[error("--source: {}: {error}", .path.display())]
+    FileSize { path: PathBuf, error: std::io::Error },
+    /// A file's partition is its place in the sorted list, so resuming over another set
+    /// would replay the wrong files.
+    #[error(
+        "the checkpoints of file:{spec} cover {checkpointed} files but it now names {named}: resume needs the same files \
+         (partition i is the i-th path in sorted order); run over the same set, or into a fresh database"
+    )]
+    FileSetChanged { spec: String, checkpointed: usize, named: usize },
 }
 
 /// A worker that could not do its part.
@@ -92,6 +106,11 @@ pub enum ClusterError {
     Hostfile { path: PathBuf, error: std::io::Error },
     #[error("hostfile lists {listed} addresses for -n {processes}")]
     HostCount { listed: usize, processes: usize },
+}
+
+/// The global worker that reads file `index` of several.
+fn file_worker(index: usize, peers: usize) -> usize {
+    index % peers
 }
 
 /// Timely cluster shape: `-w` workers per process, `-n` processes, `-p` this process's index,
@@ -166,6 +185,7 @@ enum AnyReader {
     Kafka(KafkaReader),
     File(FileReader),
     Blocks(BlockReader),
+    Files(MultiFileReader),
     Nothing,
 }
 
@@ -175,6 +195,7 @@ impl Reader for AnyReader {
             AnyReader::Kafka(r) => r.read(ingest, budget),
             AnyReader::File(r) => r.read(ingest, budget),
             AnyReader::Blocks(r) => r.read(ingest, budget),
+            AnyReader::Files(r) => r.read(ingest, budget),
             AnyReader::Nothing => ReadStatus::Finished,
         }
     }
@@ -208,10 +229,34 @@ pub fn run(settings: Settings, options: RunOptions) -> Result<RunSummary, JobErr
             info!(topic = %settings.kafka.topic, partitions = count, "kafka topic found");
             (count, format!("kafka:{}", settings.kafka.topic))
         }
-        SourceSpec::File(path) => (1, format!("file:{}", path.display())),
+        SourceSpec::File(spec) => (1, format!("file:{spec}")),
     };
-    // Only Kafka can be replayed by offset; a file is read whole every time.
-    let replayable = options.source == SourceSpec::Kafka;
+    let files = match &options.source {
+        SourceSpec::File(spec) => expand(spec).map_err(JobError::Files)?,
+        SourceSpec::Kafka => Vec::new(),
+    };
+    // Several files: one progress bar for this process's share of them.
+    let counters = Arc::new(ReadCounters::default());
+    let reading_done = Arc::new(AtomicBool::new(false));
+    let mut progress = None;
+    if files.len() > 1 {
+        let peers = options.cluster.workers * options.cluster.processes.max(1);
+        let first = options.cluster.process * options.cluster.workers;
+        let mut total = 0;
+        for (index, path) in files.iter().enumerate() {
+            let bytes = std::fs::metadata(path).map(|m| m.len()).map_err(|error| JobError::FileSize { path: path.clone(), error })?;
+            let worker = file_worker(index, peers);
+            if (first..first + options.cluster.workers).contains(&worker) {
+                total += bytes;
+            }
+            info!(partition = index, worker, bytes, path = %path.display(), "file source partition");
+        }
+        progress = spawn_progress(total, Arc::clone(&counters), Arc::clone(&reading_done));
+    }
+    // Kafka and several files (offsets are line numbers of a fixed file) are replayed from
+    // their checkpoints; a single file, split by byte blocks over however many workers run,
+    // and standard input are read whole every time.
+    let replayable = options.source == SourceSpec::Kafka || files.len() > 1;
     // Commits come from worker 0, in process 0: only that process takes a new generation.
     let writes = options.cluster.process == 0;
     let resume = if to_mysql {
@@ -221,8 +266,15 @@ pub fn run(settings: Settings, options: RunOptions) -> Result<RunSummary, JobErr
     };
     let mut replay_from: BTreeMap<i32, i64> =
         resume.partitions.iter().filter_map(|(&p, c)| c.replay.offset.map(|o| (p, o))).collect();
-    if replayable && !replay_from.is_empty() {
+    if options.source == SourceSpec::Kafka && !replay_from.is_empty() {
         check_retention(&settings.kafka, &mut replay_from, options.accept_data_loss).map_err(JobError::Retention)?;
+    }
+    // A file's partition is its place in the sorted list: a checkpoint for more files than
+    // there are means the set changed, and resuming would replay the wrong files.
+    if let (SourceSpec::File(spec), Some(&highest)) = (&options.source, resume.partitions.keys().next_back()) {
+        if files.len() > 1 && highest >= files.len() as i32 {
+            return Err(JobError::FileSetChanged { spec: spec.clone(), checkpointed: highest as usize + 1, named: files.len() });
+        }
     }
     install_stop_signals();
     let timely_config = options.cluster.timely_config().map_err(JobError::Cluster)?;
@@ -271,13 +323,33 @@ pub fn run(settings: Settings, options: RunOptions) -> Result<RunSummary, JobErr
                     }
                 }
             }
+            // Several files: each its own partition, spread over all workers.
+            SourceSpec::File(_) if files.len() > 1 => {
+                let mut mine = Vec::new();
+                for (at, path) in files.iter().enumerate().filter(|(at, _)| file_worker(*at, peers) == index) {
+                    let partition = at as i32;
+                    // Resumed from its checkpoint's replay point (a line number), as Kafka is.
+                    let start = match resume.partitions.get(&partition) {
+                        Some(checkpoint) => {
+                            ingest.resume_partition(partition, &checkpoint.replay);
+                            checkpoint.replay.offset
+                        }
+                        None => {
+                            ingest.add_partition(partition, PartitionClock::default());
+                            None
+                        }
+                    };
+                    mine.push((path.clone(), partition, start));
+                }
+                if mine.is_empty() { AnyReader::Nothing } else { AnyReader::Files(MultiFileReader::new(mine, Arc::clone(&counters))) }
+            }
             // A plain file is split between all workers; gzip and stdin are read by worker 0.
-            SourceSpec::File(path) => match BlockReader::open(path, index, peers) {
+            SourceSpec::File(_) => match BlockReader::open(&files[0], index, peers) {
                 Ok(Some(reader)) if peers > 1 => {
                     ingest.add_partition(reader.partition(), PartitionClock::default());
                     AnyReader::Blocks(reader)
                 }
-                Ok(_) if index == 0 => match FileReader::open(path) {
+                Ok(_) if index == 0 => match FileReader::open(&files[0]) {
                     Ok(reader) => {
                         ingest.add_partition(FILE_PARTITION, PartitionClock::default());
                         AnyReader::File(reader)
@@ -346,6 +418,10 @@ pub fn run(settings: Settings, options: RunOptions) -> Result<RunSummary, JobErr
             Err(panic) => Some(WorkerError::Panicked(panic)),
         })
         .collect();
+    reading_done.store(true, Ordering::Relaxed);
+    if let Some(progress) = progress {
+        let _ = progress.join();
+    }
     if !failures.is_empty() {
         return Err(JobError::Workers(failures));
     }
@@ -437,8 +513,10 @@ mod tests {
     #[test]
     fn source_specs_parse() {
         assert_eq!(SourceSpec::parse("kafka"), Ok(SourceSpec::Kafka));
-        assert_eq!(SourceSpec::parse("file:-"), Ok(SourceSpec::File(PathBuf::from("-"))));
-        assert_eq!(SourceSpec::parse("file:/var/log/a.log"), Ok(SourceSpec::File(PathBuf::from("/var/log/a.log"))));
+        assert_eq!(SourceSpec::parse("file:-"), Ok(SourceSpec::File("-".into())));
+        assert_eq!(SourceSpec::parse("file:/var/log/a.log"), Ok(SourceSpec::File("/var/log/a.log".into())));
+        assert_eq!(SourceSpec::parse("file:/var/log/nginx/,b.log.gz"), Ok(SourceSpec::File("/var/log/nginx/,b.log.gz".into())));
+        assert!(SourceSpec::parse("file: ").is_err());
         assert!(SourceSpec::parse("file:").is_err());
         assert!(SourceSpec::parse("s3:x").is_err());
     }
@@ -454,7 +532,7 @@ mod tests {
         let settings = Settings::load(None, Vec::new()).expect("defaults validate");
         let missing = tempfile::tempdir().unwrap().path().join("missing.log");
         let options = RunOptions {
-            source: SourceSpec::File(missing),
+            source: SourceSpec::File(missing.display().to_string()),
             cluster: Cluster { workers: 1, processes: 1, process: 0, hostfile: None },
             exit_at_end: false,
             accept_data_loss: false,

@@ -31,7 +31,9 @@ enum Command {
     Run {
         #[arg(long, short = 'c', default_value = "config/local.toml")]
         config: PathBuf,
-        /// `kafka` (the configured topic) or `file:PATH` (`file:-` reads standard input).
+        /// `kafka` (the configured topic) or `file:PATH[,PATH...]`: files (plain or gzip),
+        /// directories (their files) and `*`/`?` patterns in file names, each file its own
+        /// partition; `file:-` reads standard input.
         #[arg(long, default_value = "kafka", value_parser = SourceSpec::parse)]
         source: SourceSpec,
         /// Worker threads per process.

@@ -45,7 +45,7 @@ pub struct Metrics {
     pub commit_retries: Counter,
     pub commit_latency_ms_sum: Counter,
     pub rows_written: Counter,
-    /// Filebeat events dropped as re-sends.
+    /// Shipper events dropped as re-sends.
     pub resends: Counter,
     /// Source activations that waited for commits to catch up.
     pub backpressure_waits: Counter,
@@ -87,7 +87,7 @@ impl Metrics {
         counter("edgeflow_commit_retries_total", "failed MySQL commit attempts", self.commit_retries.get());
         counter("edgeflow_commit_latency_ms_total", "time spent committing, in ms", self.commit_latency_ms_sum.get());
         counter("edgeflow_rows_written_total", "rows upserted, deleted or inserted", self.rows_written.get());
-        counter("edgeflow_resends_total", "Filebeat events dropped as re-sends", self.resends.get());
+        counter("edgeflow_resends_total", "Shipper events dropped as re-sends", self.resends.get());
         counter("edgeflow_backpressure_waits_total", "source activations waiting for commits", self.backpressure_waits.get());
         let _ = writeln!(
             out,

@@ -16,8 +16,9 @@
 //! - Method from `$request_method`, else the first word of `$request`. An odd request line (a
 //!   400's `-`, TLS bytes, a lower-case method) is real traffic: it becomes `Method::Other`,
 //!   never a reject, so `bad_request` is not produced here.
-//! - Status 100..=599 else `bad_status`; bytes digits-only u64 else `bad_bytes` (`-` included:
-//!   nginx writes `0`); `$request_time` / `$upstream_response_time` (last upstream) in µs,
+//! - Status 100..=599 else `bad_status`; bytes digits-only u64 else `bad_bytes`, except `-`,
+//!   which is 0 (nginx writes `0`, Apache's `%b` and others `-` for a response without a
+//!   body); `$request_time` / `$upstream_response_time` (last upstream) in µs,
 //!   `-` -> `None`, garbage -> `bad_timing`; cache status case-insensitive, `-` ->
 //!   `CacheStatus::None`, an unknown word -> `bad_format` (the fields are misaligned).
 //! - A field the format lacks is `None`, never a default.
@@ -788,7 +789,9 @@ mod tests {
         let check = |overrides: &[(Var, &str)]| reject(&cdn_fields(overrides), &rules);
         assert_eq!(check(&[(Var::Status, "000")]), (RejectReason::BadStatus, "$status '000': status outside 100..=599".into()));
         assert_eq!(check(&[(Var::Status, "abc")]).0, RejectReason::BadStatus);
-        assert_eq!(check(&[(Var::BytesSent, "-")]), (RejectReason::BadBytes, "$bytes_sent '-': not a number".into()));
+        assert_eq!(check(&[(Var::BytesSent, "-1")]), (RejectReason::BadBytes, "$bytes_sent '-1': not a number".into()));
+        assert_eq!(check(&[(Var::BytesSent, "")]).0, RejectReason::BadBytes);
+        assert_eq!(cleaned(&cdn_fields(&[(Var::BytesSent, "-")]), &rules).map(|r| r.bytes), Ok(0), "a `-` byte count is 0");
         assert_eq!(check(&[(Var::RequestTime, "soon")]).0, RejectReason::BadTiming);
         assert_eq!(check(&[(Var::UpstreamResponseTime, "0.1, x")]).0, RejectReason::BadTiming);
         assert_eq!(check(&[(Var::UpstreamCacheStatus, "WAT")]).0, RejectReason::BadFormat);

@@ -1,5 +1,5 @@
-//! Filebeat re-sends: an event delivered twice (Filebeat is at-least-once: it re-sends a
-//! batch whose acknowledgement it did not see) must count once.
+//! Shipper re-sends: an event delivered twice (Filebeat, rsyslog, Vector and Fluent Bit are
+//! at-least-once: they re-send what they did not see acknowledged) must count once.
 //!
 //! An event is identified by its origin (shipper, file path, byte offset of the line) plus
 //! the line's event time, bytes and status: the extra fields keep a log rotated by

@@ -121,7 +121,7 @@ pub struct IngestCounters {
     pub messages: u64,
     pub accepted: u64,
     pub rejected: BTreeMap<RejectReason, u64>,
-    /// Filebeat events dropped as re-sends of events already counted.
+    /// Shipper events dropped as re-sends of events already counted.
     pub resends: u64,
 }
 
@@ -143,9 +143,12 @@ struct PartitionState {
     /// repeats that run's decisions (a record released from a hold is decided by the
     /// message that released it).
     replaying: bool,
+    /// The partition's input ended for good (one of several files): it no longer bounds the
+    /// watermark.
+    finished: bool,
 }
 
-/// How long Filebeat re-sends are recognised by default, in event-time seconds.
+/// How long shipper re-sends are recognised by default, in event-time seconds.
 pub const DEFAULT_RESEND_HORIZON_SECS: u64 = 600;
 
 pub struct Ingest {
@@ -177,7 +180,7 @@ impl Ingest {
         }
     }
 
-    /// How long re-sent Filebeat events are recognised (see `dedup`); set before reading.
+    /// How long re-sent shipper events are recognised (see `dedup`); set before reading.
     pub fn with_resend_horizon(mut self, secs: u64) -> Self {
         self.resend_horizon_secs = secs;
         self
@@ -215,6 +218,7 @@ impl Ingest {
             idle_since: None,
             new_domains: NewDomains::default(),
             replaying: false,
+            finished: false,
         }
     }
 
@@ -233,12 +237,14 @@ impl Ingest {
         self.partitions.get(&partition).map(|state| state.progress.clock())
     }
 
-    /// The least watermark over this worker's partitions: nothing it drains later is stamped
-    /// earlier. `None` if it reads no partition. A held time jump keeps its partition at the
-    /// watermark before its first record, where its records may still be written.
+    /// The least watermark over this worker's partitions that are not finished: nothing it
+    /// drains later is stamped earlier. `None` if it reads no (unfinished) partition. A held
+    /// time jump keeps its partition at the watermark before its first record, where its
+    /// records may still be written.
     pub fn watermark(&self) -> Option<Time> {
         self.partitions
             .values()
+            .filter(|state| !state.finished)
             .map(|state| {
                 let watermark = state.progress.clock().watermark;
                 state.hold.as_ref().map_or(watermark, |hold| watermark.min(hold.pin.1.watermark))
@@ -307,6 +313,19 @@ impl Ingest {
         let Ingest { policy, partitions, domains, gate, pending, counters, .. } = self;
         for (&partition, state) in partitions.iter_mut() {
             Emit { policy, domains, gate, pending, counters, partition }.end_hold(state);
+        }
+    }
+
+    /// Ends one partition's input (a file read to its end while the worker reads others): an
+    /// open time jump there is decided as at the end of the input, and the partition stops
+    /// holding the watermark back, so a worker's finished file does not keep the windows of
+    /// its later files open. Nothing may be ingested into it afterwards: its records would be
+    /// stamped below the watermark.
+    pub fn finish_partition(&mut self, partition: i32) {
+        let Ingest { policy, partitions, domains, gate, pending, counters, .. } = self;
+        if let Some(state) = partitions.get_mut(&partition) {
+            Emit { policy, domains, gate, pending, counters, partition }.end_hold(state);
+            state.finished = true;
         }
     }
 
@@ -608,6 +627,27 @@ mod tests {
         let mut out = Vec::new();
         ingest.drain_into(&mut out);
         out
+    }
+
+    #[test]
+    fn a_finished_partition_stops_holding_the_watermark_back() {
+        let mut ingest = ingest();
+        ingest.add_partition(0, PartitionClock::default());
+        ingest.add_partition(1, PartitionClock::default());
+        // An unread partition holds the watermark at the start.
+        ingest.ingest(1, 1, cdn_line(T0_MS + 600_000, "a.example", 1, 100).as_bytes());
+        assert_eq!(ingest.watermark(), Some(0));
+        ingest.ingest(0, 1, cdn_line(T0_MS, "a.example", 1, 100).as_bytes());
+        let first = ingest.watermark().expect("two partitions");
+        assert_eq!(first, ingest.clock(0).expect("partition 0").watermark);
+        // A time jump held in partition 0 is decided when it finishes.
+        ingest.ingest(0, 2, cdn_line(T0_MS + 86_400_000, "a.example", 1, 100).as_bytes());
+        ingest.finish_partition(0);
+        assert_eq!(ingest.counters().rejected.get(&RejectReason::TimeOutlier), Some(&1));
+        assert_eq!(ingest.watermark(), Some(ingest.clock(1).expect("partition 1").watermark));
+        assert!(ingest.watermark() > Some(first));
+        ingest.finish_partition(1);
+        assert_eq!(ingest.watermark(), None);
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! | file            | what it owns                                                          |
 //! |-----------------|-----------------------------------------------------------------------|
 //! | `record.rs`     | the types stages hand each other: clean records, rejects, origins      |
-//! | `parse/`        | nginx `log_format` compiler, Filebeat envelopes, field decoding         |
+//! | `parse/`        | nginx `log_format` compiler, shipper envelopes, field decoding          |
 //! | `clean.rs`      | UTC times, client IP by trusted proxies, domains, validation            |
 //! | `window.rs`     | time policy: watermarks, stamps, windows, retirement, idleness          |
 //! | `time_guard.rs` | future lines and time jumps held until confirmed, before the clock      |
@@ -15,7 +15,7 @@
 //! | `abuse.rs`      | top clients per minute across domains: per-worker ranks, merged         |
 //! | `aggregate.rs`  | aggregate values: totals, rankings, latency histograms and percentiles  |
 //! | `alert.rs`      | traffic alerts per domain from the closed minute series                  |
-//! | `dedup.rs`      | Filebeat re-sends recognised by origin within a horizon                 |
+//! | `dedup.rs`      | shipper re-sends recognised by origin within a horizon                  |
 //! | `ingest.rs`     | a worker's front: parse → clean → stamp → key, and rejects           |
 //! | `progress.rs`   | per-partition replay points for exactly-once restarts                   |
 //! | `pipeline.rs`   | `build`: the dataflow after the sources, one function per stage         |

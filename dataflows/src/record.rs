@@ -70,15 +70,16 @@ impl CacheStatus {
     }
 }
 
-/// Where a Filebeat event came from; with the offset it identifies one line, which is how
-/// re-sent events are recognised.
+/// Where a shipper's event came from; with the offset it identifies one line, which is how
+/// re-sent events are recognised (the keys per shipper: `parse::envelope`).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Origin<'a> {
-    /// `agent.id`, else `host.name` / `beat.hostname` (5.x).
+    /// Filebeat's `agent.id`, else the host name (`host.name`, `host`, `hostname`,
+    /// `beat.hostname` in 5.x).
     pub shipper: Cow<'a, str>,
-    /// `log.file.path` (`source` in 5.x).
+    /// `log.file.path`, else `file` (rsyslog, Vector, Fluent Bit), else `source` (Filebeat 5.x).
     pub path: Cow<'a, str>,
-    /// `log.offset` (`offset` in 5.x): byte offset where the line starts in its file.
+    /// `log.offset`, else `offset`: the byte offset of the line in its file.
     pub offset: u64,
 }
 
@@ -92,7 +93,7 @@ pub enum RejectReason {
     TooLong,
     /// Not valid UTF-8 where text was required.
     BadUtf8,
-    /// Looked like a Filebeat JSON event but was not valid JSON or lacked `message`.
+    /// Looked like a shipper's JSON event but was not valid JSON or lacked the line.
     BadEnvelope,
     /// The line does not match the configured log_format.
     BadFormat,

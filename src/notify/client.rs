@@ -195,7 +195,6 @@ fn chain(err: &reqwest::Error) -> String {
 mod tests {
     use std::sync::{Arc, Mutex};
 
-    use dataflows::alert::AlertKind;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpListener;
 
@@ -283,20 +282,7 @@ mod tests {
         Notifier::new(config, MemoryDeliveryLog::default()).expect("valid").expect("configured")
     }
 
-    /// 2026-03-01T10:00:00Z.
-    const OPENED: u64 = 1_772_359_200;
-
-    fn collapse(resolved: Option<u64>) -> AlertEvent {
-        AlertEvent {
-            domain: "shop.example.com".into(),
-            kind: AlertKind::TrafficCollapse,
-            opened_minute: OPENED,
-            resolved_minute: resolved,
-            observed: 100.0,
-            baseline: 1000.0,
-            detail: "requests 100/min vs baseline 1000/min (-90%), collapse at x0.3".into(),
-        }
-    }
+    use crate::notify::fixtures::{collapse, OPENED};
 
     fn results(notifier: &Notifier<MemoryDeliveryLog>) -> Vec<Result<(), String>> {
         notifier.log().attempts.lock().unwrap().iter().map(|(_, r)| r.clone()).collect()

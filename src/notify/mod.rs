@@ -112,3 +112,24 @@ pub enum Delivery {
     /// Gave up: attempts exhausted, or an answer that retrying cannot change.
     Failed { attempts: u32, last_error: String },
 }
+
+/// The alert the unit tests of `client` and `payload` send.
+#[cfg(test)]
+pub(crate) mod fixtures {
+    use dataflows::alert::{AlertEvent, AlertKind};
+
+    /// 2026-03-01T10:00:00Z.
+    pub const OPENED: u64 = 1_772_359_200;
+
+    pub fn collapse(resolved: Option<u64>) -> AlertEvent {
+        AlertEvent {
+            domain: "shop.example.com".into(),
+            kind: AlertKind::TrafficCollapse,
+            opened_minute: OPENED,
+            resolved_minute: resolved,
+            observed: 100.0,
+            baseline: 1000.0,
+            detail: "requests 100/min vs baseline 1000/min (-90%), collapse at x0.3".into(),
+        }
+    }
+}

@@ -75,24 +75,10 @@ fn rfc3339(unix_secs: u64) -> String {
 
 #[cfg(test)]
 mod tests {
-    use dataflows::alert::AlertKind;
 
     use super::*;
 
-    /// 2026-03-01T10:00:00Z.
-    const OPENED: u64 = 1_772_359_200;
-
-    fn collapse(resolved: Option<u64>) -> AlertEvent {
-        AlertEvent {
-            domain: "shop.example.com".into(),
-            kind: AlertKind::TrafficCollapse,
-            opened_minute: OPENED,
-            resolved_minute: resolved,
-            observed: 100.0,
-            baseline: 1000.0,
-            detail: "requests 100/min vs baseline 1000/min (-90%), collapse at x0.3".into(),
-        }
-    }
+    use crate::notify::fixtures::{collapse, OPENED};
 
     fn json(format: PayloadFormat, event: &AlertEvent) -> serde_json::Value {
         serde_json::from_slice(&body(format, &NotificationKey::of(event), event)).unwrap()

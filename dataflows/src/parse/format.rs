@@ -628,6 +628,17 @@ impl LogFormat {
     }
 
     fn describe(&self, miss: Miss, line: &[u8]) -> Reject {
+        // A line cut off (a full disk, a truncated copy) inside a quoted value fails wherever the
+        // backtracking got furthest, often well past the cut; naming the open quote is clearer.
+        if !matches!(miss, Miss::Prefix | Miss::Budget) {
+            if let Some((segment, start)) = self.open_quoted_value(line) {
+                let name = &self.segments[segment].name;
+                return Reject::new(
+                    RejectReason::BadFormat,
+                    format!("line ended inside the quoted value of ${name} (no closing quote after byte {start})"),
+                );
+            }
+        }
         let detail = match miss {
             Miss::Prefix => format!("expected '{}' at byte 0", show(&self.prefix.bytes)),
             Miss::Literal { segment, start } => {
@@ -646,6 +657,42 @@ impl LogFormat {
             Miss::Budget => format!("ambiguous line: no consistent split after {PLACEMENT_BUDGET} tries"),
         };
         Reject::new(RejectReason::BadFormat, detail)
+    }
+
+    /// The quoted value a line ends inside of, and where it starts: the line has an odd number
+    /// of quotes (not counting backslash-escaped ones, which nginx's `escape=json` and Apache
+    /// write inside values; nginx's `escape=default` writes `\x22`), the format an even one,
+    /// and the line's last quote is the format's opening quote of that value. `None` with
+    /// `escape=none`, where values may hold raw quotes.
+    fn open_quoted_value(&self, line: &[u8]) -> Option<(usize, usize)> {
+        if self.escape == Escape::None {
+            return None;
+        }
+        let mut count = 0;
+        let mut last = 0;
+        for at in memchr::memchr_iter(b'"', line) {
+            if !is_backslash_escaped(line, 0, at) {
+                count += 1;
+                last = at;
+            }
+        }
+        let literals = std::iter::once(self.prefix.bytes()).chain(self.segments.iter().map(|segment| segment.literal.bytes()));
+        let format_quotes: usize = literals.clone().map(|literal| memchr::memchr_iter(b'"', literal).count()).sum();
+        if count % 2 == 0 || format_quotes % 2 != 0 {
+            return None;
+        }
+        // The literal holding the format's `count`-th quote must end with it and open a value
+        // that a quote closes.
+        let mut seen = 0;
+        for (index, literal) in literals.enumerate() {
+            seen += memchr::memchr_iter(b'"', literal).count();
+            if seen >= count {
+                let opens = seen == count && literal.last() == Some(&b'"');
+                let segment = self.segments.get(index)?;
+                return (opens && segment.literal.bytes().first() == Some(&b'"')).then_some((index, last + 1));
+            }
+        }
+        None
     }
 
     /// Appends the line nginx would write, taking each variable's unescaped value from
@@ -866,8 +913,35 @@ mod tests {
         let reject = compile("$status $body_bytes_sent").parse(b"200 1 2").expect_err("space in bytes");
         assert_eq!(reject.detail, "unexpected text for $body_bytes_sent at byte 4: '1 2'");
 
-        let reject = compile("$status \"$http_user_agent\"").parse(b"200 \"curl").expect_err("unterminated");
+        let reject = compile("$status \"$http_user_agent\"").parse(b"200 \"curl\" x").expect_err("text after the closing quote");
         assert_eq!(reject.detail, "expected the line to end with '\\\"'");
+    }
+
+    #[test]
+    fn a_line_cut_off_inside_a_quoted_value_says_so() {
+        let combined = compile(presets::COMBINED.format);
+        let whole = r#"192.0.2.1 - - [20/Nov/2026:16:15:39 +0800] "GET /a HTTP/1.1" 304 - "https://example.com/" "Mozilla/5.0 (X11; Linux)""#;
+        assert!(combined.parse(whole.as_bytes()).is_ok());
+        let referer = whole.find("https").expect("referer");
+        let agent = whole.find("Mozilla").expect("agent");
+        let inside = |name: &str, start: usize| format!("line ended inside the quoted value of ${name} (no closing quote after byte {start})");
+        // Cut inside the last value (also just before its closing quote), inside an earlier one,
+        // and right after an opening quote.
+        for (cut, name, start) in
+            [(agent + 7, "http_user_agent", agent), (whole.len() - 1, "http_user_agent", agent), (referer + 5, "http_referer", referer), (referer, "http_referer", referer)]
+        {
+            let reject = combined.parse(&whole.as_bytes()[..cut]).expect_err("cut off");
+            assert_eq!((reject.reason, reject.detail.into_owned()), (RejectReason::BadFormat, inside(name, start)));
+        }
+        // Cut right after a closing quote, or between values: not inside a quoted value.
+        let reject = combined.parse(&whole.as_bytes()[..agent - 2]).expect_err("cut after the referer");
+        assert_eq!(reject.detail, format!("expected '\\\" \\\"' after $http_referer at byte {referer}"));
+        let reject = combined.parse(&whole.as_bytes()[..referer - 2]).expect_err("cut before the referer");
+        assert_eq!(reject.detail, format!("expected ' \\\"' after $body_bytes_sent at byte {}", referer - 3));
+        // escape=json: an escaped quote does not close the value.
+        let json = LogFormat::compile("$status \"$http_user_agent\"", Escape::Json).expect("compiles");
+        let reject = json.parse(br#"200 "UA \"1\"#).expect_err("cut off");
+        assert_eq!(reject.detail, inside("http_user_agent", 5));
     }
 
     #[test]

@@ -1,8 +1,8 @@
-//! Parse: one Kafka message (or file line) -> a [`CleanRecord`] and its Filebeat [`Origin`], or
+//! Parse: one Kafka message (or file line) -> a [`CleanRecord`] and its shipper's [`Origin`], or
 //! a [`Reject`].
 //!
 //! [`Decoder`] is built once from `[parse]` and `[clean]`; [`Decoder::decode`] is pure apart
-//! from caches, allocation-free for raw lines that are accepted (a Filebeat event allocates
+//! from caches, allocation-free for raw lines that are accepted (a shipper's event allocates
 //! only for JSON strings with escapes; the matcher's line buffer only for a line longer than
 //! 4 KiB and than any before), and never panics on any input.
 //!
@@ -14,7 +14,7 @@
 //! | `directive.rs`| reading a pasted `log_format name escape=... '...';` directive        |
 //! | `escape.rs`   | nginx's `escape=default/json/none`: write and undo                     |
 //! | `presets.rs`  | `combined`, `main`, `cdn`, `json`                                      |
-//! | `envelope.rs` | Filebeat events (5.x to 8.x) around a line                             |
+//! | `envelope.rs` | shipper events around a line: Filebeat, rsyslog, Vector, Fluent Bit   |
 //! | `time.rs`     | `$time_local`, `$time_iso8601`, `$msec` -> UTC ms; civil-date maths    |
 //! | `net.rs`      | IP addresses, CIDR sets, host names                                    |
 //! | `values.rs`   | status, byte counts, durations, cache status, request line             |
@@ -25,9 +25,10 @@
 //! Decode order, cheapest check first:
 //! 1. longer than `max_line_bytes` -> `too_long`, before looking at a byte;
 //! 2. one trailing `\n` or `\r\n` dropped; nothing but whitespace -> `empty`;
-//! 3. starts (after whitespace) with `{`: a Filebeat event whose `message` is the line. If the
-//!    format itself is a JSON object (the `json` preset), the message is first tried as an
-//!    nginx line, and an object without `message` is reported as that line's mismatch;
+//! 3. starts (after whitespace) with `{`: a shipper's event (Filebeat, rsyslog, Vector, Fluent
+//!    Bit, detected by their keys) whose `message` or `log` is the line. If the format itself
+//!    is a JSON object (the `json` preset), the message is first tried as an nginx line, and
+//!    an object without a line is reported as that line's mismatch;
 //! 4. the line is matched against the format (`bad_format`), then cleaned.
 
 pub mod directive;
@@ -178,7 +179,7 @@ impl ConfigError {
     }
 }
 
-/// A decoded message: the record and, for a Filebeat event, where its line came from.
+/// A decoded message: the record and, for a shipper's event, where its line came from.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Decoded<'a> {
     pub record: CleanRecord<'a>,
@@ -192,7 +193,7 @@ pub struct Decoder {
     rules: CleanRules,
     max_line_bytes: usize,
     cache: CleanCache,
-    /// Holds a Filebeat `message` that had JSON escapes, so records can borrow it.
+    /// Holds a shipper event's line that had JSON escapes, so records can borrow it.
     message: String,
     /// The matcher's copy of the line (see [`LineBuffer`]).
     buffer: LineBuffer,
@@ -247,7 +248,7 @@ impl Decoder {
         self.max_line_bytes
     }
 
-    /// Decodes one Kafka message or file line: a Filebeat JSON event or a raw line.
+    /// Decodes one Kafka message or file line: a shipper's JSON event or a raw line.
     pub fn decode<'a>(&'a mut self, payload: &'a [u8]) -> Result<Decoded<'a>, Reject> {
         if payload.len() > self.max_line_bytes {
             return Err(Reject::new(
@@ -282,7 +283,7 @@ impl Decoder {
                     // An nginx JSON line that did not match is reported as such.
                     (Some(Err(mismatch)), EnvelopeError::NoMessage) => mismatch,
                     (_, EnvelopeError::NoMessage) => {
-                        Reject::new(RejectReason::BadEnvelope, "json object without a message (not a filebeat event)")
+                        Reject::new(RejectReason::BadEnvelope, "json object without a message or log line (not a shipper event)")
                     }
                     (_, EnvelopeError::Json(error)) if std::str::from_utf8(json).is_err() => {
                         Reject::new(RejectReason::BadUtf8, format!("invalid utf-8 in json event ({error})"))
@@ -293,7 +294,7 @@ impl Decoder {
         };
         let inner = strip_line_end(event.line.as_bytes());
         if inner.iter().all(u8::is_ascii_whitespace) {
-            return Err(Reject::new(RejectReason::Empty, "filebeat event with an empty message"));
+            return Err(Reject::new(RejectReason::Empty, "shipper event with an empty message"));
         }
         format.parse_into(inner, &mut fields, buffer)?;
         Ok(Decoded { record: clean(&fields, rules, cache)?, origin: event.origin })

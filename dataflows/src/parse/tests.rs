@@ -67,6 +67,36 @@ fn shared_samples_decode_with_origin_and_line_time() {
     }
 }
 
+/// The same five lines of one file (the last one after a restart of the shipper), as rsyslog,
+/// Vector and Fluent Bit send them: each decodes to the line's record and the shipper's origin.
+#[test]
+fn every_shipper_envelope_decodes_with_its_origin() {
+    let expected = [
+        (0, SAMPLE_MS, "203.0.113.7", 200, 5120),
+        (159, SAMPLE_MS + 1_000, "198.51.100.23", 401, 64),
+        (273, SAMPLE_MS + 2_000, "2001:db8::5", 206, 1_048_576),
+        // Apache-style `\"` in the user agent and a `-` byte count.
+        (404, SAMPLE_MS + 5_000, "192.0.2.44", 304, 0),
+        (560, SAMPLE_MS + 6_000, "198.51.100.9", 200, 612),
+    ];
+    for (fixture, events, shipper) in [
+        ("rsyslog", include_str!("../../tests/fixtures/rsyslog-events.jsonl"), "web-1"),
+        ("vector", include_str!("../../tests/fixtures/vector-events.jsonl"), "web-2"),
+        ("fluent-bit", include_str!("../../tests/fixtures/fluent-bit-events.jsonl"), "web-3"),
+    ] {
+        let mut decoder = decoder_for(SAMPLE_FORMAT);
+        let events: Vec<&str> = events.split_inclusive('\n').collect();
+        assert_eq!(events.len(), expected.len(), "{fixture}");
+        for (event, &(offset, event_ms, client, status, bytes)) in events.into_iter().zip(&expected) {
+            let decoded = decoder.decode(event.as_bytes()).unwrap_or_else(|reject| panic!("{fixture}: {reject:?}: {event}"));
+            let origin = decoded.origin.unwrap_or_else(|| panic!("{fixture}: no origin: {event}"));
+            assert_eq!((origin.shipper.as_ref(), origin.path.as_ref(), origin.offset), (shipper, "/var/log/nginx/access.log", offset), "{fixture}");
+            let record = decoded.record;
+            assert_eq!((record.event_ms, record.client_ip, record.status, record.bytes), (event_ms, ip(client), status, bytes), "{fixture}: {event}");
+        }
+    }
+}
+
 #[test]
 fn sample_messages_decode_as_raw_lines_too() {
     let mut decoder = decoder_for(SAMPLE_FORMAT);
@@ -114,6 +144,47 @@ fn main_and_combined_presets() {
     assert_eq!(combined.decode(line.as_bytes()).map(|d| d.record.method), Ok(Method::Other));
 }
 
+/// Apache combined lines (`%h %l %u %t "%r" %>s %b "%{Referer}i" "%{User-agent}i"`): `%b` writes
+/// `-` for a response without a body.
+#[test]
+fn a_dash_byte_count_is_zero_and_counted() {
+    let mut combined = decoder_for("combined");
+    for (line, status) in [
+        (r#"198.51.100.4 - - [20/Nov/2026:16:15:39 +0800] "GET /img/logo.png HTTP/1.1" 304 - "https://www.example.com/" "Mozilla/5.0""#, 304),
+        (r#"198.51.100.4 - - [20/Nov/2026:16:15:39 +0800] "HEAD / HTTP/1.0" 200 - "-" "check_http/v2.3""#, 200),
+        (r#"198.51.100.4 - - [20/Nov/2026:16:15:39 +0800] "GET /gone HTTP/1.1" 204 - "-" "-""#, 204),
+    ] {
+        let record = combined.decode(line.as_bytes()).expect(line).record;
+        assert_eq!((record.status, record.bytes), (status, 0), "{line}");
+    }
+    // Broken counts are still rejected.
+    for bytes in ["--", "-5", "12a", "1.5", "0x10", "+3"] {
+        let line = format!(r#"198.51.100.4 - - [20/Nov/2026:16:15:39 +0800] "GET / HTTP/1.1" 200 {bytes} "-" "-""#);
+        assert_eq!(rejected(&mut combined, line.as_bytes()), (RejectReason::BadBytes, format!("$body_bytes_sent '{bytes}': not a number")));
+    }
+
+    // `$bytes_sent` too; the other numeric variables nginx may write as `-` (`$request_length`,
+    // `$upstream_connect_time`, `$upstream_status`, `$upstream_response_time`) are placed and
+    // read as no value.
+    let format = r#"$remote_addr [$time_local] "$request" $status $bytes_sent $request_length $host $request_time $upstream_connect_time $upstream_status $upstream_response_time"#;
+    let mut decoder = decoder_for(format);
+    let line = r#"203.0.113.9 [20/Nov/2026:16:15:39 +0800] "GET / HTTP/1.1" 499 - - a.example.com 0.000 - - -"#;
+    let record = decoder.decode(line.as_bytes()).expect("every value is `-`").record;
+    assert_eq!((record.status, record.bytes, record.request_time_us, record.upstream_time_us), (499, 0, Some(0), None));
+    let line = r#"203.0.113.9 [20/Nov/2026:16:15:39 +0800] "GET / HTTP/1.1" 502 157 411 a.example.com 0.031 0.001, - 502, 502 0.030, -"#;
+    let record = decoder.decode(line.as_bytes()).expect("failed upstreams").record;
+    assert_eq!((record.bytes, record.upstream_time_us), (157, None));
+}
+
+#[test]
+fn a_line_cut_off_inside_its_last_quoted_value_is_rejected_with_that_reason() {
+    let mut combined = decoder_for("combined");
+    let line = r#"198.51.100.4 - - [20/Nov/2026:16:15:39 +0800] "GET / HTTP/1.1" 200 512 "-" "Mozilla/5.0 (Windows NT 10.0; Wi"#;
+    let (reason, detail) = rejected(&mut combined, format!("{line}\n").as_bytes());
+    assert_eq!(reason, RejectReason::BadFormat);
+    assert_eq!(detail, format!("line ended inside the quoted value of $http_user_agent (no closing quote after byte {})", line.find("Mozilla").expect("ua")));
+}
+
 const JSON_LINE: &str = concat!(
     r#"{"time_iso8601":"2026-11-20T16:15:39+08:00","remote_addr":"10.0.0.2","request":"GET /a?q=\"x\" HTTP/2.0","#,
     r#""status":"200","body_bytes_sent":"10","bytes_sent":"300","http_referer":"","http_user_agent":"UA \"1\"\\\n","#,
@@ -150,7 +221,7 @@ fn envelope_rejects() {
     let mut decoder = decoder_for(SAMPLE_FORMAT);
     assert_eq!(
         rejected(&mut decoder, br#"{"@timestamp":"2026-11-20T08:15:42.118Z"}"#),
-        (RejectReason::BadEnvelope, "json object without a message (not a filebeat event)".into())
+        (RejectReason::BadEnvelope, "json object without a message or log line (not a shipper event)".into())
     );
     assert_eq!(rejected(&mut decoder, b"{not json").0, RejectReason::BadEnvelope);
     assert_eq!(rejected(&mut decoder, br#"  {"message": 7}"#).0, RejectReason::BadEnvelope);

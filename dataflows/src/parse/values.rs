@@ -3,8 +3,10 @@
 //! Contract: each function reads the raw text nginx wrote for one variable and either returns
 //! the typed value or a [`ValueError`]; none allocates. Digits only, no signs, no spaces:
 //! nginx writes these values itself, so anything else means a misaligned or forged line.
-//! `-` (nginx's "no value") is `None` for durations, an error for status and bytes (nginx
-//! always writes a number there, `0` when nothing was sent).
+//! `-` (nginx's "no value") is `None` for durations and an error for status. A byte count of
+//! `-` is 0: nginx always writes a number there, but Apache's `%b` and other servers' and CDN
+//! exporters' combined logs write `-` for a response without a body (mostly 304s), and those
+//! requests must be counted.
 
 use std::hint::select_unpredictable;
 
@@ -134,12 +136,16 @@ fn digits_upto8(raw: &[u8]) -> Option<u64> {
     Some(eight_digits(((word ^ (b'0' as u64 * ONES)) & used) << (64 - 8 * len)))
 }
 
-/// A byte count (`$bytes_sent`, `$body_bytes_sent`).
+/// A byte count (`$bytes_sent`, `$body_bytes_sent`); `-` (nothing sent, as Apache writes it)
+/// is 0.
 pub fn parse_bytes(raw: &[u8]) -> Result<u64, ValueError> {
     let len = raw.len();
     // 1 to 8 digits (every realistic count): one word.
     if len.wrapping_sub(1) < 8 {
-        return digits_upto8(raw).ok_or(ValueError::NotANumber);
+        return match digits_upto8(raw) {
+            Some(value) => Ok(value),
+            None => not_digits(raw),
+        };
     }
     // 9 to 16 digits: the last 8, then what comes before them.
     if len.wrapping_sub(9) < 8 {
@@ -150,6 +156,18 @@ pub fn parse_bytes(raw: &[u8]) -> Result<u64, ValueError> {
         };
     }
     parse_bytes_slow(raw)
+}
+
+/// [`parse_bytes`] for 1 to 8 bytes that are not all digits: only `-` is a count. Out of line, so
+/// the digits path stays one word-sized check.
+#[cold]
+#[inline(never)]
+fn not_digits(raw: &[u8]) -> Result<u64, ValueError> {
+    if raw == b"-" {
+        Ok(0)
+    } else {
+        Err(ValueError::NotANumber)
+    }
 }
 
 /// [`parse_bytes`] for empty text and 17 or more bytes.
@@ -460,8 +478,11 @@ mod tests {
         assert_eq!(parse_bytes(b"1048576"), Ok(1_048_576));
         assert_eq!(parse_bytes(b"18446744073709551615"), Ok(u64::MAX));
         assert_eq!(parse_bytes(b"18446744073709551616"), Err(ValueError::Overflow));
-        assert_eq!(parse_bytes(b"-"), Err(ValueError::NotANumber));
+        assert_eq!(parse_bytes(b"-"), Ok(0), "Apache's %b for no body");
         assert_eq!(parse_bytes(b""), Err(ValueError::NotANumber));
+        assert_eq!(parse_bytes(b"--"), Err(ValueError::NotANumber));
+        assert_eq!(parse_bytes(b"- "), Err(ValueError::NotANumber));
+        assert_eq!(parse_bytes(b"-0"), Err(ValueError::NotANumber));
         assert_eq!(parse_bytes(b"-1"), Err(ValueError::NotANumber));
         assert_eq!(parse_bytes(b"+1"), Err(ValueError::NotANumber));
         assert_eq!(parse_bytes(b"1.5"), Err(ValueError::NotANumber));
@@ -552,8 +573,11 @@ mod tests {
         }
     }
 
-    /// The digit loop the word-at-a-time [`parse_bytes`] replaced: the reference.
+    /// The digit loop the word-at-a-time [`parse_bytes`] replaced, with `-` as 0: the reference.
     fn parse_bytes_reference(raw: &[u8]) -> Result<u64, ValueError> {
+        if raw == b"-" {
+            return Ok(0);
+        }
         if raw.is_empty() || !raw.iter().all(u8::is_ascii_digit) {
             return Err(ValueError::NotANumber);
         }
@@ -573,7 +597,9 @@ mod tests {
                 let mut bad = raw.to_vec();
                 for byte in [b'/', b':', b' ', b'-', 0, 0x80 | b'5'] {
                     bad[at] = byte;
-                    assert_eq!(parse_bytes(&bad), Err(ValueError::NotANumber), "{}", bad.escape_ascii());
+                    // A lone `-` is Apache's "no body"; every other text with a non-digit is refused.
+                    let expected = if bad == b"-" { Ok(0) } else { Err(ValueError::NotANumber) };
+                    assert_eq!(parse_bytes(&bad), expected, "{}", bad.escape_ascii());
                 }
             }
         }
