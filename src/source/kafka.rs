@@ -6,8 +6,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use dataflows::ingest::Ingest;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::KafkaError;
+use rdkafka::client::ClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use tracing::{debug, error, info, warn};
@@ -74,8 +75,27 @@ pub fn partitions_for(worker: usize, workers: usize, partitions: usize) -> Vec<i
     (0..partitions).filter(|p| p % workers == worker).map(|p| p as i32).collect()
 }
 
+/// The source consumer's callbacks. With `enable.partition.eof`, librdkafka reports reaching
+/// the end of a partition both as an event from `poll` (which the reader acts on) and through
+/// the global error callback, whose default logs it at ERROR once per fetch of an idle
+/// partition; it is routine, so it is logged at DEBUG and every other error as before.
+pub struct SourceContext;
+
+impl ClientContext for SourceContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        // It arrives as `Global(PartitionEOF)` here, as `PartitionEOF(p)` from `poll`.
+        if error.rdkafka_error_code() == Some(RDKafkaErrorCode::PartitionEOF) {
+            debug!(reason, "librdkafka: end of partition");
+        } else {
+            error!(error = %error, reason, "librdkafka error");
+        }
+    }
+}
+
+impl ConsumerContext for SourceContext {}
+
 pub struct KafkaReader {
-    consumer: BaseConsumer,
+    consumer: BaseConsumer<SourceContext>,
     partitions: Vec<i32>,
     at_end: BTreeSet<i32>,
     /// Finish once every partition has reached its end (backfills and tests).
@@ -85,7 +105,7 @@ pub struct KafkaReader {
 impl KafkaReader {
     /// Reads `partitions`, each from its offset, or from `[kafka] start` when it has none.
     pub fn new(kafka: &KafkaConfig, starts: &[(i32, Option<i64>)], exit_at_end: bool) -> Result<Self, KafkaSourceError> {
-        let consumer: BaseConsumer = client_config(kafka, Role::Consumer).create()?;
+        let consumer: BaseConsumer<SourceContext> = client_config(kafka, Role::Consumer).create_with_context(SourceContext)?;
         let mut assignment = TopicPartitionList::new();
         let configured = match kafka.start {
             StartPosition::Earliest => Offset::Beginning,
