@@ -1,4 +1,5 @@
-//! Per-partition progress for exactly-once restarts (shared/DESIGN.md §4).
+//! Per-partition progress for exactly-once restarts (README, "Exactly once, across crashes,
+//! restarts and outages").
 //!
 //! The job keeps no state of its own across a crash: MySQL holds the results of every epoch
 //! before the committed frontier `F`, and for each partition a [`ReplayPoint`]: an offset and

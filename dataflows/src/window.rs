@@ -2,7 +2,7 @@
 //! is too late. Every decision about time lives here, and it takes its clock as data (event
 //! times, or an explicit `now` for idle partitions), so tests pin time exactly.
 //!
-//! Contract (shared/DESIGN.md §3):
+//! Contract:
 //! - Timely time = Unix seconds, aligned down to `tick_secs`.
 //! - Each partition keeps a low watermark: `max event time seen − out_of_orderness`. A record
 //!   is stamped `max(event time, watermark)` (aligned); its data keeps the true event time.

@@ -1,5 +1,5 @@
 //! `edgeflow billing`: 95th-percentile CDN bills from the 5-minute bandwidth samples
-//! (shared/DESIGN.md §7). This file is the pure computation: samples in, bills out, no I/O;
+//! (the method below). This file is the pure computation: samples in, bills out, no I/O;
 //! `store` reads `domain_bandwidth_5m`, `report` renders table, CSV or JSON.
 //!
 //! The vendor method, as computed here:

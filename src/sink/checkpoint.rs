@@ -1,4 +1,4 @@
-//! The start-up half of exactly-once (shared/DESIGN.md §4): take the job over by bumping its
+//! The start-up half of exactly-once (README, "Exactly once, ..."): take the job over by bumping its
 //! generation, then read where the committed epochs left each partition and the alerts. The
 //! commit half is `MysqlWriter::write_progress`, in the same transaction as the epochs.
 
