@@ -23,7 +23,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::record::{CacheStatus, CleanRecord};
-use crate::window::{Time, Window, WindowKind};
+use crate::window::{Time, Window};
 
 /// A domain's key: SipHash-1-3 of its name under the run's [`DomainSeed`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -176,19 +176,6 @@ impl DomainWindow {
     }
 }
 
-/// Which window kinds feed which output.
-pub mod series {
-    use super::WindowKind;
-
-    /// Request, byte, status-class and cache totals.
-    pub const TRAFFIC: [WindowKind; 3] = [WindowKind::Minute, WindowKind::Sliding, WindowKind::Sample5m];
-
-    /// Clients, latency and peak-second statistics (not needed for billing samples).
-    pub fn has_window_statistics(kind: WindowKind) -> bool {
-        matches!(kind, WindowKind::Minute | WindowKind::Sliding)
-    }
-}
-
 /// Anything keyed by a window, so the sink can tell a retirement from a deletion.
 pub trait Windowed {
     fn window(&self) -> &Window;
@@ -203,11 +190,5 @@ impl Windowed for DomainWindow {
 impl Windowed for Window {
     fn window(&self) -> &Window {
         self
-    }
-}
-
-impl<K: Windowed, V> Windowed for (K, V) {
-    fn window(&self) -> &Window {
-        self.0.window()
     }
 }

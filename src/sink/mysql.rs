@@ -296,7 +296,8 @@ impl MysqlWriter {
 
     async fn write_abusers(&self, tx: &mut Transaction<'_>, changes: &Changes<Window, Vec<RankedClient>>) -> Result<(), CommitError> {
         let keys = [Column("minute_start", DATETIME)];
-        // As for top clients: a minute's ranking only grows while it is live.
+        // A minute's ranking only grows while it is live, so upserting its ranks overwrites
+        // every rank written before; only a vanished minute's rows are deleted.
         self.delete(tx, "abuse_minute", &keys, changes.deletes().map(|w| vec![Value::from(w.start)]).collect()).await?;
         let mut rows = Vec::new();
         for (window, ranking) in changes.upserts() {
@@ -363,7 +364,8 @@ const MINUTE_COLUMNS: [Column; 20] = [
     Column("top_by_bytes", PARAM),
     Column("statuses", PARAM),
 ];
-const WINDOW_COLUMNS: usize = 19;
+/// Every column but the last, `statuses`.
+const WINDOW_COLUMNS: usize = MINUTE_COLUMNS.len() - 1;
 
 /// A window row's values for `MINUTE_COLUMNS`, the statuses only `with_statuses`.
 fn window_values(window_secs: u64, row: &WindowRow, with_statuses: bool) -> Vec<Value> {
